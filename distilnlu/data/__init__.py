@@ -1,0 +1,1 @@
+"""Data: sources, spoken form, masking, packing, synthetic demo data."""

@@ -1,0 +1,160 @@
+"""Per-language temperature mixing of document streams (DESIGN.md §3 "Sources").
+
+Multilingual corpora are mixed by language with temperature sampling, as in XLM-R / AlexaTM:
+language *i* with *n_i* units of text (bytes, documents, ...) out of *N* is drawn with probability
+``p_i ∝ (n_i / N) ** alpha``. ``alpha = 1`` keeps the natural proportions, ``alpha = 0`` is
+uniform, the default 0.3 up-samples small languages.
+
+:func:`mix_languages` turns one restartable stream per language into a single infinite,
+seed-deterministic stream: each draw picks a language by weight and takes its next document; a
+language whose stream runs out starts a new epoch of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from distilnlu.data.sources import (
+    HF_PREFIX,
+    SYNTHETIC_PREFIX,
+    Document,
+    SourceConfig,
+    resolve_paths,
+)
+from distilnlu.errors import DataError
+
+__all__ = ["SYNTHETIC_BYTES_PER_DOC", "mix_languages", "source_size", "temperature_weights"]
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+
+SYNTHETIC_BYTES_PER_DOC = 60
+"""Assumed size of one synthetic document, so synthetic sources can be weighed against files."""
+
+
+def temperature_weights(sizes: Mapping[str, float], alpha: float = 0.3) -> dict[str, float]:
+    """Sampling probabilities ``p_i ∝ (n_i / N) ** alpha``, normalised to sum to 1.
+
+    ``sizes`` maps a language to its amount of text (any positive unit, the same for all).
+    ``alpha = 1``: proportional to size; ``alpha = 0``: uniform. Raises DataError when ``sizes``
+    is empty or a size is not a positive finite number, ValueError for a negative ``alpha``.
+
+    >>> temperature_weights({"en": 3, "de": 1}, alpha=1.0)
+    {'en': 0.75, 'de': 0.25}
+    """
+    if not sizes:
+        raise DataError("cannot compute language weights: no languages given")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    bad = {lang: n for lang, n in sizes.items() if not (math.isfinite(n) and n > 0)}
+    if bad:
+        raise DataError(
+            "cannot compute language weights: every language needs a positive amount of text, "
+            f"got {bad}"
+        )
+    total = math.fsum(sizes.values())
+    # In log space, so tiny shares raised to alpha neither underflow nor lose precision.
+    logs = {lang: alpha * (math.log(n) - math.log(total)) for lang, n in sizes.items()}
+    top = max(logs.values())
+    unnormalised = {lang: math.exp(value - top) for lang, value in logs.items()}
+    norm = math.fsum(unnormalised.values())
+    return {lang: value / norm for lang, value in unnormalised.items()}
+
+
+def source_size(source: SourceConfig, root: Path | str | None = None) -> float:
+    """A cheap size estimate of a source, for :func:`temperature_weights`.
+
+    File sources: total bytes of the resolved files (``filter`` and ``max_docs`` are ignored;
+    compressed files count compressed). Synthetic sources: ``num_docs * 60``. ``hf:`` sources
+    cannot be sized without downloading them and count as 1.0 (a warning says so); give such
+    languages explicit weights instead.
+    """
+    if source.path.startswith(HF_PREFIX) or source.format == "hf":
+        logger.warning(
+            "size of %s is unknown without downloading it; counting it as 1.0 for language "
+            "weights (set explicit weights if that matters)",
+            source.path,
+        )
+        return 1.0
+    if source.path.startswith(SYNTHETIC_PREFIX) or source.format == "synthetic":
+        return float(source.num_docs * SYNTHETIC_BYTES_PER_DOC)
+    return float(sum(path.stat().st_size for path in resolve_paths(source.path, root)))
+
+
+def mix_languages(
+    streams: Mapping[str, Callable[[], Iterator[Document]]],
+    weights: Mapping[str, float],
+    seed: int,
+) -> Iterator[Document]:
+    """An infinite stream mixing per-language streams by weight, deterministic given ``seed``.
+
+    At each draw a language is chosen with ``random.Random(seed)`` according to ``weights``
+    (which need not sum to 1; a weight of 0 means never) and its next document is taken. A
+    language's factory is called when it is first drawn and again whenever its stream ends (a
+    new epoch). A stream that yields nothing at all raises DataError, as it could never supply a
+    document.
+    """
+    if not streams:
+        raise DataError("no language streams to mix")
+    if set(weights) != set(streams):
+        missing = sorted(set(streams) - set(weights))
+        extra = sorted(set(weights) - set(streams))
+        raise ValueError(
+            f"weights and streams must name the same languages (no weight for {missing}, "
+            f"no stream for {extra})"
+        )
+    for lang, weight in weights.items():
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"weight of {lang!r} must be a finite number >= 0, got {weight!r}")
+    languages = sorted(streams)  # independent of the mappings' insertion order
+    cumulative = list(itertools.accumulate(weights[lang] for lang in languages))
+    if cumulative[-1] <= 0:
+        raise ValueError("at least one language weight must be positive")
+    return _mix(streams, languages, cumulative, seed)
+
+
+def _mix(
+    streams: Mapping[str, Callable[[], Iterator[Document]]],
+    languages: list[str],
+    cumulative: list[float],
+    seed: int,
+) -> Iterator[Document]:
+    rng = random.Random(seed)
+    total = cumulative[-1]
+    last = len(languages) - 1
+    iterators: dict[str, Iterator[Document]] = {}
+    epochs: dict[str, int] = dict.fromkeys(languages, 0)
+    try:
+        while True:
+            index = min(bisect.bisect_right(cumulative, rng.random() * total), last)
+            lang = languages[index]
+            iterator = iterators.get(lang)
+            document = next(iterator, _END) if iterator is not None else _END
+            if document is _END:
+                if iterator is not None:
+                    _close(iterator)
+                epochs[lang] += 1
+                if epochs[lang] > 1:
+                    logger.debug("language %r: stream ended, starting epoch %d", lang, epochs[lang])
+                iterator = iter(streams[lang]())
+                iterators[lang] = iterator
+                document = next(iterator, _END)
+                if document is _END:
+                    raise DataError(f"the document stream for language {lang!r} yielded nothing")
+            yield document
+    finally:
+        for iterator in iterators.values():
+            _close(iterator)
+
+
+def _close(iterator: Iterator[Document]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
