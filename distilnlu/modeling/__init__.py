@@ -1,0 +1,1 @@
+"""Models: size presets, building and loading masked LMs."""
