@@ -1,0 +1,1 @@
+"""Evaluation: language-model metrics (perplexity, mask filling)."""
