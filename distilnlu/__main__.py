@@ -1,0 +1,3 @@
+from distilnlu.cli import main
+
+main()

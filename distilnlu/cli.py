@@ -1,0 +1,153 @@
+"""The ``distilnlu`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from distilnlu.errors import DistilNLUError
+
+app = typer.Typer(
+    help=(
+        "Pretrain a masked-LM teacher and distill it into a small, fast NLU student "
+        "(the Alexa Teacher Model recipe).\n\n"
+        "Start with:  distilnlu run configs/demo.yaml   (tiny models, built-in data, minutes on a "
+        "laptop CPU). Any recipe value can be overridden as key=value, e.g. "
+        "stages.teacher_stage1.training.max_steps=50."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+OVERRIDES = typer.Argument(None, help="Recipe overrides as key=value (dotted keys).")
+
+
+def _load(recipe: Path, overrides: list[str] | None):
+    from distilnlu.config import load_recipe
+
+    return load_recipe(recipe, overrides or [])
+
+
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. configs/demo.yaml."),
+    overrides: list[str] | None = OVERRIDES,
+    until: str | None = typer.Option(None, help="Stop after this stage (e.g. teacher_stage2)."),
+) -> None:
+    """Run the whole recipe: finished stages skipped, changed ones redone, killed ones resumed."""
+    from distilnlu.pipeline import lm_summary, run_recipe
+
+    cfg = _load(recipe, overrides)
+    results = run_recipe(cfg, until=until)
+    table = lm_summary(cfg, results)
+    if table:
+        typer.echo("\nHeld-out language-model metrics\n" + table)
+    typer.echo(f"\nOutputs: {cfg.run_dir}")
+
+
+@app.command()
+def pretrain(
+    recipe: Path = typer.Argument(..., help="Recipe YAML that defines the stage."),
+    overrides: list[str] | None = OVERRIDES,
+    stage: str = typer.Option(..., help="Name of the pretrain stage to run (e.g. teacher_stage1)."),
+) -> None:
+    """Run one masked-LM pretraining stage on its own (its inputs must exist).
+
+    Works under `accelerate launch -m distilnlu.cli pretrain ...` for multi-GPU training.
+    """
+    from distilnlu.config import PretrainStage
+    from distilnlu.errors import ConfigError
+    from distilnlu.pipeline import read_manifest, run_one
+
+    cfg = _load(recipe, overrides)
+    if not isinstance(cfg.stages.get(stage), PretrainStage):
+        raise ConfigError(f"'{stage}' is not a pretrain stage of {recipe}")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = run_one(cfg, stage, read_manifest(cfg.run_dir))
+    typer.echo(json.dumps(metrics.get("eval", {}), indent=2))
+
+
+@app.command()
+def tokenizer(
+    recipe: Path = typer.Argument(..., help="Recipe YAML with a tokenizer stage."),
+    overrides: list[str] | None = OVERRIDES,
+    stage: str = typer.Option("tokenizer", help="Name of the tokenizer stage."),
+    report: bool = typer.Option(
+        False, "--report", help="Print fertility / unknown rate per language instead of training."
+    ),
+    vocab_sizes: str | None = typer.Option(
+        None, help="Comma-separated vocabulary sizes to compare with --report (e.g. 4000,8000)."
+    ),
+) -> None:
+    """Train the recipe's tokenizer, or compare vocabulary sizes with --report."""
+    from distilnlu.pipeline import read_manifest, run_one
+    from distilnlu.stages import tokenizer_report
+
+    cfg = _load(recipe, overrides)
+    if report:
+        sizes = [int(s) for s in vocab_sizes.split(",")] if vocab_sizes else []
+        typer.echo(tokenizer_report(cfg, stage, sizes))
+        return
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = run_one(cfg, stage, read_manifest(cfg.run_dir))
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="A saved model folder (any masked LM)."),
+    lm: bool = typer.Option(True, "--lm/--no-lm", help="Perplexity and mask-filling accuracy."),
+    texts: Path | None = typer.Option(None, help="Held-out texts, one per line."),
+    recipe: Path | None = typer.Option(None, help="Recipe whose corpus to score (with --corpus)."),
+    corpus: str | None = typer.Option(None, help="Corpus name in --recipe."),
+    language: str = typer.Option("en", help="Language of --texts (stop words for mask filling)."),
+    max_texts: int = typer.Option(500, help="Texts scored at most."),
+    max_length: int = typer.Option(128, help="Truncation length."),
+    seed: int = typer.Option(1234, help="Seed of the fixed masks."),
+) -> None:
+    """Score a model on held-out text: perplexity (fixed seeded masks) and mask-filling accuracy."""
+    from distilnlu.errors import ConfigError
+    from distilnlu.evaluation.lm import evaluate_lm
+    from distilnlu.modeling.loading import load_masked_lm
+    from distilnlu.tokenization import load_tokenizer
+
+    if not lm:
+        raise ConfigError("only --lm evaluation is available in this version")
+    if texts:
+        lines = [t.strip() for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()]
+        items = [(t, language) for t in lines[:max_texts]]
+    elif recipe and corpus:
+        from distilnlu.data.corpus import heldout_texts
+
+        cfg = _load(recipe, [])
+        if corpus not in cfg.data.corpora:
+            raise ConfigError(f"corpus '{corpus}' is not defined in {recipe}")
+        items = heldout_texts(cfg.data.corpora[corpus], cfg.data, max_texts, cfg.seed)
+    else:
+        raise ConfigError("give --texts FILE, or --recipe R --corpus NAME")
+    model = load_masked_lm(model_dir)
+    tok = load_tokenizer(model_dir)
+    result = evaluate_lm(
+        model, tok, [t for t, _ in items], language=items[0][1], max_length=max_length, seed=seed
+    )
+    typer.echo(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    """Entry point: user errors print one clear line (no traceback) and exit with status 2."""
+    try:
+        app()
+    except DistilNLUError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Typed recipe configuration: YAML files, ``key=value`` overrides, strict validation.
+
+A recipe names its data (corpora built from sources), and an ordered mapping of stages. Every
+model forbids unknown keys so that a typo is an error that names the key path and the file,
+instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from distilnlu.data.masking import MaskingConfig
+from distilnlu.data.sources import SourceConfig
+from distilnlu.errors import ConfigError
+from distilnlu.modeling.presets import ModelShape
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CorpusConfig(StrictModel):
+    """A named corpus: one or more sources, mixed by language with temperature sampling."""
+
+    sources: list[SourceConfig] = Field(min_length=1, description="Where the text comes from.")
+    spoken_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of documents converted to spoken form (ASR-like)."
+    )
+
+
+class DataConfig(StrictModel):
+    """Data shared by all stages."""
+
+    root: Path | None = Field(None, description="Folder that relative source paths start from.")
+    on_error: Literal["raise", "skip"] = Field(
+        "raise", description="Malformed records: stop with file:line ('raise') or skip and count."
+    )
+    alpha: float = Field(
+        0.3, ge=0.0, le=1.0, description="Language temperature: p ∝ n^alpha (1 = proportional)."
+    )
+    corpora: dict[str, CorpusConfig] = Field(description="Named corpora that stages refer to.")
+
+
+class TrainingConfig(StrictModel):
+    """Optimisation settings of one training stage."""
+
+    max_steps: int = Field(gt=0, description="Optimizer steps.")
+    batch_size: int = Field(32, gt=0, description="Sequences per micro-batch per process.")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    seq_len: int = Field(128, ge=8, description="Packed sequence length incl. <s> and </s>.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="Decay after warm-up."
+    )
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay (not on norms/bias).")
+    adam_betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
+    adam_eps: float = Field(1e-6, gt=0, description="AdamW epsilon.")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping; 0 disables it.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision mode.")
+    log_every: int = Field(10, gt=0, description="Progress-bar refresh interval in steps.")
+    eval_every: int = Field(100, gt=0, description="Held-out evaluation interval in steps.")
+    checkpoint_every: int = Field(100, gt=0, description="Resumable checkpoint interval in steps.")
+    max_nonfinite: int = Field(
+        20, ge=0, description="Stop when this many consecutive steps had a non-finite loss."
+    )
+    shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")
+
+
+class EvalConfig(StrictModel):
+    """Held-out language-model evaluation (perplexity, mask-filling accuracy)."""
+
+    corpora: list[str] = Field(default_factory=list, description="Held-out corpora to score.")
+    max_texts: int = Field(500, gt=0, description="Texts (sentences/utterances) per corpus.")
+    batch_size: int = Field(32, gt=0, description="Evaluation batch size.")
+    max_length: int = Field(128, ge=8, description="Truncation length for evaluation texts.")
+    seed: int = Field(1234, description="Seed of the fixed evaluation masks.")
+
+
+class TokenizerStage(StrictModel):
+    """Train a Unigram tokenizer with RoBERTa special tokens, or reuse an existing one."""
+
+    kind: Literal["tokenizer"]
+    corpora: list[str] = Field(default_factory=list, description="Corpora to train on.")
+    vocab_size: int = Field(8000, ge=16, description="Target vocabulary size.")
+    max_texts: int = Field(100_000, gt=0, description="Documents read for training.")
+    pretrained: str | None = Field(
+        None, description="Reuse this tokenizer (local folder or hub id) instead of training."
+    )
+    report_vocab_sizes: list[int] = Field(
+        default_factory=list, description="Vocabulary sizes compared by `tokenizer --report`."
+    )
+    report_corpora: list[str] = Field(
+        default_factory=list, description="Held-out corpora for the fertility report."
+    )
+
+    @model_validator(mode="after")
+    def _needs_source(self) -> TokenizerStage:
+        if not self.pretrained and not self.corpora:
+            raise ValueError("a tokenizer stage needs `corpora` to train on or `pretrained`")
+        return self
+
+
+class PretrainStage(StrictModel):
+    """Masked-LM pretraining: from scratch (``model``) or continued (``init``)."""
+
+    kind: Literal["pretrain"]
+    model: str | ModelShape | None = Field(
+        None, description="Preset name or explicit shape, for training from scratch."
+    )
+    init: str | None = Field(
+        None, description="Start from an earlier stage's output, a local HF folder or a hub id."
+    )
+    tokenizer: str | None = Field(
+        "tokenizer", description="Tokenizer stage name or folder (ignored when `init` has one)."
+    )
+    data: dict[str, float] = Field(description="Training corpora and their mixing weights.")
+    training: TrainingConfig
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> PretrainStage:
+        if (self.model is None) == (self.init is None):
+            raise ValueError("give exactly one of `model` (train from scratch) or `init`")
+        if not self.data or any(w <= 0 for w in self.data.values()):
+            raise ValueError("`data` needs at least one corpus with a positive weight")
+        return self
+
+
+Stage = Annotated[TokenizerStage | PretrainStage, Field(discriminator="kind")]
+
+
+class Recipe(StrictModel):
+    """A whole pipeline: data, and stages run in the order written."""
+
+    name: str = Field(description="Run name; outputs go to <output_dir>/<name>/.")
+    seed: int = Field(0, description="Global seed (data order, masks, initialisation).")
+    output_dir: Path = Field(Path("runs"), description="Parent folder of run folders.")
+    data: DataConfig
+    stages: dict[str, Stage] = Field(min_length=1, description="Stages, in execution order.")
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Recipe:
+        names = list(self.stages)
+        for i, (name, stage) in enumerate(self.stages.items()):
+            for corpus in _corpora_of(stage):
+                if corpus not in self.data.corpora:
+                    raise ValueError(
+                        f"stage '{name}' uses corpus '{corpus}', which data.corpora does not define"
+                        f" (known: {', '.join(self.data.corpora)})"
+                    )
+            for ref in _stage_refs(stage):
+                if ref in self.stages and names.index(ref) >= i:
+                    raise ValueError(f"stage '{name}' uses stage '{ref}', which runs after it")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def upstream(self, name: str) -> list[str]:
+        """Names of the earlier stages that stage ``name`` reads."""
+        return [r for r in _stage_refs(self.stages[name]) if r in self.stages]
+
+    def stage_hash(self, name: str) -> str:
+        """Hash of everything that determines a stage's output, upstream stages included.
+
+        A stage is redone when this changes, and so is every stage that reads it.
+        """
+        stage = self.stages[name]
+        payload = {
+            "stage": stage.model_dump(mode="json"),
+            "corpora": {
+                c: self.data.corpora[c].model_dump(mode="json") for c in _corpora_of(stage)
+            },
+            "data_root": str(self.data.root) if self.data.root else None,
+            "alpha": self.data.alpha,
+            "seed": self.seed,
+            "upstream": {u: self.stage_hash(u) for u in self.upstream(name)},
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _corpora_of(stage: TokenizerStage | PretrainStage) -> list[str]:
+    if isinstance(stage, TokenizerStage):
+        return [*stage.corpora, *stage.report_corpora]
+    return [*stage.data, *stage.eval.corpora]
+
+
+def _stage_refs(stage: TokenizerStage | PretrainStage) -> list[str]:
+    if isinstance(stage, PretrainStage):
+        return [r for r in (stage.init, stage.tokenizer) if r]
+    return []
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. seed=3)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each ``key=value`` in the raw dict; validation later rejects unknown keys."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``<file>: <key.path>: <message>``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{source}: {loc or '<top>'}: {msg}")
+    return "invalid recipe\n  " + "\n  ".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # Discriminated unions add the tag ('pretrain', 'tokenizer') to error locations.
+    return part in ("pretrain", "tokenizer", "TokenizerStage", "PretrainStage")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply overrides, validate. Errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        source = f"{path}" + (" (with overrides)" if overrides else "")
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML, written next to every stage output."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

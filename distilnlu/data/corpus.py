@@ -1,0 +1,178 @@
+"""From configured corpora to training batches: mix, convert, tokenize, pack, shuffle, batch.
+
+Everything here is a deterministic function of the recipe seed, so a resumed run can rebuild the
+stream and skip the batches it already consumed (the checkpoint stores that count), and sees
+exactly the same data afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import islice
+
+import torch
+
+from distilnlu.config import CorpusConfig, DataConfig
+from distilnlu.data.mixing import mix_languages, source_size, temperature_weights
+from distilnlu.data.sources import Document, SourceStats, iter_documents, normalize_language
+from distilnlu.data.spoken import to_spoken
+from distilnlu.errors import DataError
+
+TOKENIZE_CHUNK = 256  # documents tokenized per call: fast tokenizers batch internally
+
+
+def _language_stream(
+    corpus: CorpusConfig, language: str, data: DataConfig, stats: SourceStats
+) -> Iterator[Document]:
+    for source in corpus.sources:
+        if _source_language(source) == language:
+            yield from iter_documents(source, data.root, data.on_error, stats)
+
+
+def _source_language(source) -> str:
+    # Sources with a per-record language field are mixed as one group: their languages are only
+    # known while reading.
+    return "*" + source.path if source.language_field else normalize_language(source.language)
+
+
+def corpus_documents(
+    corpus: CorpusConfig, data: DataConfig, seed: int, stats: SourceStats | None = None
+) -> Iterator[Document]:
+    """Endless documents of one corpus, languages mixed by temperature, spoken share applied."""
+    stats = stats if stats is not None else SourceStats()
+    sizes: dict[str, float] = defaultdict(float)
+    for source in corpus.sources:
+        sizes[_source_language(source)] += source_size(source, data.root)
+    weights = temperature_weights(dict(sizes), data.alpha)
+    streams = {
+        lang: partial(_language_stream, corpus, lang, data, stats) for lang in weights
+    }
+    docs = mix_languages(streams, weights, seed)
+    return apply_spoken_share(docs, corpus.spoken_share, seed)
+
+
+def apply_spoken_share(docs: Iterable[Document], share: float, seed: int) -> Iterator[Document]:
+    """Convert a seeded random ``share`` of documents to spoken form."""
+    rng = random.Random(f"spoken-{seed}")
+    for doc in docs:
+        if share > 0 and rng.random() < share:
+            yield Document(to_spoken(doc.text, doc.language), doc.language)
+        else:
+            yield doc
+
+
+def mixed_documents(
+    data: DataConfig, weights: dict[str, float], seed: int, stats: SourceStats | None = None
+) -> Iterator[Document]:
+    """Endless documents from several corpora, drawn in proportion to ``weights``."""
+    total = sum(weights.values())
+    streams: dict[str, Callable[[], Iterator[Document]]] = {
+        name: partial(corpus_documents, data.corpora[name], data, seed + i, stats)
+        for i, name in enumerate(weights)
+    }
+    return mix_languages(streams, {k: w / total for k, w in weights.items()}, seed)
+
+
+def pack(
+    docs: Iterable[Document], tokenizer, seq_len: int
+) -> Iterator[list[int]]:
+    """Concatenate tokenized documents into full ``<s> … </s>`` blocks of ``seq_len`` ids.
+
+    Documents are separated by ``</s>`` (RoBERTa's packing), so no position is padding; a long
+    document continues into the next block.
+    """
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    body = seq_len - 2
+    buffer: list[int] = []
+    docs = iter(docs)
+    while chunk := [d.text for d in islice(docs, TOKENIZE_CHUNK)]:
+        for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+            if ids:
+                buffer.extend(ids)
+                buffer.append(eos)
+        while len(buffer) >= body:
+            yield [bos, *buffer[:body], eos]
+            buffer = buffer[body:]
+
+
+def shuffled(items: Iterable[list[int]], buffer_size: int, seed: int) -> Iterator[list[int]]:
+    """Seeded reservoir-style shuffle with a bounded buffer (streaming friendly)."""
+    rng = random.Random(f"shuffle-{seed}")
+    buffer: list[list[int]] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= buffer_size:
+            yield buffer.pop(rng.randrange(len(buffer)))
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def batches(blocks: Iterable[list[int]], batch_size: int) -> Iterator[torch.Tensor]:
+    """Stack blocks into ``[batch_size, seq_len]`` LongTensors (the last short batch dropped)."""
+    blocks = iter(blocks)
+    while len(group := list(islice(blocks, batch_size))) == batch_size:
+        yield torch.tensor(group, dtype=torch.long)
+
+
+def pretraining_batches(
+    data: DataConfig,
+    weights: dict[str, float],
+    tokenizer,
+    *,
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    shuffle_buffer: int = 256,
+    skip: int = 0,
+    stats: SourceStats | None = None,
+) -> Iterator[torch.Tensor]:
+    """The endless, deterministic batch stream of a pretraining stage, after ``skip`` batches."""
+    docs = mixed_documents(data, weights, seed, stats)
+    blocks = shuffled(pack(docs, tokenizer, seq_len), shuffle_buffer, seed)
+    return islice(batches(blocks, batch_size), skip, None)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Rough sentence split for held-out written text (evaluation wants sentence-sized items)."""
+    out = []
+    for line in text.splitlines():
+        out.extend(s.strip() for s in _SENTENCE_END.split(line) if len(s.split()) >= 3)
+    return out
+
+
+def heldout_texts(
+    corpus: CorpusConfig, data: DataConfig, max_texts: int, seed: int = 0
+) -> list[tuple[str, str]]:
+    """The first ``max_texts`` held-out (text, language) items of a corpus, split into sentences.
+
+    Spoken-form share applies as in training so held-out text looks like what the model sees.
+    """
+    items: list[tuple[str, str]] = []
+    for doc in apply_spoken_share(in_file_order(corpus, data), corpus.spoken_share, seed):
+        for sentence in split_sentences(doc.text) or [doc.text]:
+            items.append((sentence, doc.language))
+        if len(items) >= max_texts:
+            break
+    if not items:
+        names = ", ".join(s.path for s in corpus.sources)
+        raise DataError(f"held-out corpus ({names}) yielded no texts")
+    return items[:max_texts]
+
+
+def first_documents(corpus: CorpusConfig, data: DataConfig, limit: int) -> list[Document]:
+    """Up to ``limit`` documents of a corpus, in file order (tokenizer training)."""
+    return list(islice(in_file_order(corpus, data), limit))
+
+
+def in_file_order(corpus: CorpusConfig, data: DataConfig) -> Iterator[Document]:
+    """One pass over a corpus's sources as written (no mixing, no repetition)."""
+    stats = SourceStats()
+    for source in corpus.sources:
+        yield from iter_documents(source, data.root, data.on_error, stats)

@@ -1,0 +1,267 @@
+"""The one training loop: Accelerate, an objective, checkpoints, evaluation, JSONL metrics.
+
+The loop knows nothing about MLM or distillation: an objective turns raw id batches into model
+inputs (``prepare``) and a batch into named losses (``__call__``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from distilnlu.config import TrainingConfig
+from distilnlu.errors import DistilNLUError
+from distilnlu.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from distilnlu.training.objectives import Objective
+
+METRICS_FILE = "metrics.jsonl"
+PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+class NonFiniteLossError(DistilNLUError):
+    """Training kept producing NaN/inf losses."""
+
+
+@dataclass
+class LoopState:
+    """What the loop must remember to resume exactly."""
+
+    step: int = 0
+    batches_consumed: int = 0
+    nonfinite_total: int = 0
+    nonfinite_streak: int = 0
+    tokens: int = 0
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+def make_accelerator(precision: str, grad_accum: int) -> Accelerator:
+    # Several stages run in one process with possibly different precision; Accelerate keeps a
+    # process-wide singleton, so reset it (but keep the distributed set-up) for each stage.
+    AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=PRECISION[precision], gradient_accumulation_steps=grad_accum)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and normalisation weights (1-d parameters)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """Seed of the masks of global batch ``index`` (stable across resumes and world sizes)."""
+    return (seed * 1_000_003 + index) % (2**63)
+
+
+class MetricsLog:
+    """Append-only JSONL of training and evaluation rows; truncated to the resume step."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int) -> None:
+        self.path, self.enabled = path, enabled
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._truncate(resume_step)
+        self.tb = _tensorboard(path.parent) if enabled else None
+
+    def _truncate(self, step: int) -> None:
+        # Rows after the checkpoint belong to a run that was killed; they are logged again.
+        if not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if row.get("step", 0) <= step:
+                keep.append(line)
+        self.path.write_text("".join(k + "\n" for k in keep))
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for key, value in _flatten(row).items():
+                if isinstance(value, int | float) and key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+
+
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _tensorboard(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional dependency
+        return None
+    return SummaryWriter(log_dir=str(log_dir / "tensorboard"))
+
+
+def train_loop(
+    *,
+    model: nn.Module,
+    objective: Objective,
+    make_batches: Callable[[int], Iterator[torch.Tensor]],
+    cfg: TrainingConfig,
+    out_dir: Path,
+    seed: int,
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
+    desc: str = "train",
+    state_extra: dict[str, Any] | None = None,
+) -> LoopState:
+    """Train ``model`` for ``cfg.max_steps`` optimizer steps, resuming from ``out_dir`` if possible.
+
+    Args:
+        make_batches: called with the number of global batches already consumed; returns the
+            rest of the endless ``[B, T]`` id-batch stream.
+        evaluate: held-out evaluation on the unwrapped model; its dict is logged under "eval".
+        state_extra: JSON-able values stored in (and checked against) the checkpoint, e.g. the
+            stage's config hash.
+    """
+    acc = make_accelerator(cfg.precision, cfg.grad_accum)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = get_scheduler(
+        cfg.scheduler,
+        optimizer,
+        num_warmup_steps=cfg.warmup_steps,
+        num_training_steps=cfg.max_steps,
+    )
+    state = _resume(out_dir, model, optimizer, scheduler, state_extra or {})
+    model, optimizer = acc.prepare(model, optimizer)
+    log = MetricsLog(out_dir / METRICS_FILE, acc.is_main_process, state.step)
+    stream = make_batches(state.batches_consumed)
+    bar = tqdm(
+        total=cfg.max_steps, initial=state.step, desc=desc, disable=not acc.is_local_main_process
+    )
+    start = time.perf_counter()
+    while state.step < cfg.max_steps:
+        losses, finite = _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed)
+        if not finite:
+            _on_nonfinite(state, cfg, optimizer, log)
+            continue
+        scheduler.step()
+        state.step += 1
+        state.nonfinite_streak = 0
+        row = {"step": state.step, **losses, "lr": scheduler.get_last_lr()[0]}
+        log.write({**row, "tokens": state.tokens, "time": round(time.perf_counter() - start, 3)})
+        if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
+            bar.set_postfix(loss=f"{losses['loss']:.4f}")
+        bar.update(1)
+        if evaluate and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
+            state.last_eval = evaluate(acc.unwrap_model(model))
+            log.write({"step": state.step, "eval": state.last_eval})
+        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
+            _save(acc, out_dir, model, optimizer, scheduler, state, state_extra or {})
+    bar.close()
+    acc.wait_for_everyone()
+    return state
+
+
+def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
+    """Accumulate ``grad_accum`` micro-batches; returns (mean named losses, all finite?)."""
+    model.train()
+    totals: dict[str, float] = {}
+    finite = True
+    world, rank = acc.num_processes, acc.process_index
+    for _ in range(cfg.grad_accum):
+        # Every process walks the same global stream and keeps its own share, so the data
+        # position is one number whatever the world size.
+        ids = None
+        for offset in range(world):
+            raw = next(stream)
+            if offset == rank:
+                ids = raw
+                index = state.batches_consumed + offset
+        state.batches_consumed += world
+        prepared = objective.prepare(ids, batch_seed(seed, index))
+        batch = {k: v.to(acc.device) for k, v in prepared.items()}
+        with acc.autocast():
+            losses = objective(model, batch)
+        loss = losses["loss"]
+        if not torch.isfinite(loss.detach()).all():
+            finite = False
+        acc.backward(loss / cfg.grad_accum)
+        state.tokens += int(batch["attention_mask"].sum()) * world
+        for key, value in losses.items():
+            totals[key] = totals.get(key, 0.0) + float(value.detach()) / cfg.grad_accum
+    finite = _all_processes_agree(acc, finite)
+    if finite:
+        if cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return totals, finite
+
+
+def _all_processes_agree(acc: Accelerator, finite: bool) -> bool:
+    if acc.num_processes == 1:
+        return finite
+    flag = torch.tensor([0.0 if finite else 1.0], device=acc.device)
+    return float(acc.reduce(flag, reduction="sum")) == 0.0
+
+
+def _on_nonfinite(state: LoopState, cfg: TrainingConfig, optimizer, log: MetricsLog) -> None:
+    state.nonfinite_total += 1
+    state.nonfinite_streak += 1
+    log.write({"step": state.step, "nonfinite_skipped": state.nonfinite_total})
+    if state.nonfinite_streak > cfg.max_nonfinite:
+        raise NonFiniteLossError(
+            f"the loss was NaN/inf on {state.nonfinite_streak} consecutive steps (at step"
+            f" {state.step}); lower training.lr, use precision=bf16 instead of fp16, or check the"
+            " data"
+        )
+
+
+def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) -> None:
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        tensors = {
+            "model": acc.unwrap_model(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+        }
+        save_checkpoint(out_dir, tensors, {**state.__dict__, **extra})
+    acc.wait_for_everyone()
+
+
+def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any]) -> LoopState:
+    path = find_checkpoint(out_dir)
+    if path is None:
+        return LoopState()
+    tensors, saved = load_checkpoint(path)
+    if any(saved.get(k) != v for k, v in extra.items()):
+        return LoopState()  # a checkpoint of a different configuration: start over
+    model.load_state_dict(tensors["model"])
+    optimizer.load_state_dict(tensors["optimizer"])
+    scheduler.load_state_dict(tensors["scheduler"])
+    fields = LoopState.__dataclass_fields__
+    return LoopState(**{k: v for k, v in saved.items() if k in fields})
+

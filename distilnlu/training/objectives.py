@@ -1,0 +1,58 @@
+"""Objectives map a batch to a dict of named losses; ``"loss"`` is what the loop optimises."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
+from distilnlu.modeling.heads import masked_lm_logits
+from distilnlu.tokenization import word_start_table
+from distilnlu.training.losses import MaskedLMLoss
+
+
+class Objective(Protocol):
+    def prepare(self, input_ids: torch.Tensor, batch_seed: int) -> dict[str, torch.Tensor]:
+        """Turn a ``[B, T]`` id batch into model inputs (CPU, before device placement)."""
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named scalar losses for one batch; ``"loss"`` is the one to back-propagate."""
+
+
+class MLMObjective:
+    """Masked-LM pretraining with dynamic masks drawn per batch (80/10/10 by default)."""
+
+    def __init__(self, tokenizer, masking: MaskingConfig) -> None:
+        self.masking = masking
+        self.mask_id = tokenizer.mask_token_id
+        self.pad_id = tokenizer.pad_token_id
+        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+        self.candidates = random_candidates(len(tokenizer), self.special_ids.tolist())
+        self.word_start = word_start_table(tokenizer) if masking.whole_word else None
+        self.loss = MaskedLMLoss()
+
+    def prepare(self, input_ids: torch.Tensor, batch_seed: int) -> dict[str, torch.Tensor]:
+        # A generator seeded per batch makes masks a pure function of (seed, batch index): a resumed
+        # run redraws exactly the masks the uninterrupted run drew.
+        generator = torch.Generator().manual_seed(batch_seed)
+        maskable = ~torch.isin(input_ids, self.special_ids)
+        word_start = self.word_start[input_ids] if self.word_start is not None else None
+        masked, labels = mask_tokens(
+            input_ids,
+            maskable=maskable,
+            mask_token_id=self.mask_id,
+            random_token_ids=self.candidates,
+            config=self.masking,
+            generator=generator,
+            word_start=word_start,
+        )
+        attention_mask = (input_ids != self.pad_id).long()
+        return {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        positions = batch["labels"] != -100
+        logits = masked_lm_logits(model, batch["input_ids"], batch["attention_mask"], positions)
+        mlm = self.loss(logits, batch["labels"][positions])
+        return {"loss": mlm, "mlm": mlm.detach()}

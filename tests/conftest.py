@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny recipe that runs whole stages on CPU in seconds."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY_TRAINING = {
+    "max_steps": 8,
+    "batch_size": 4,
+    "seq_len": 32,
+    "lr": 2e-3,
+    "eval_every": 4,
+    "checkpoint_every": 4,
+    "shuffle_buffer": 8,
+}
+
+TINY_RECIPE: dict[str, Any] = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {
+        "corpora": {
+            "public": {
+                "spoken_share": 0.5,
+                "sources": [{"path": "synthetic:public", "num_docs": 300, "seed": 0}],
+            },
+            "domain": {"sources": [{"path": "synthetic:domain", "num_docs": 300, "seed": 0}]},
+            "domain_dev": {"sources": [{"path": "synthetic:domain", "num_docs": 20, "seed": 9}]},
+        }
+    },
+    "stages": {
+        "tokenizer": {"kind": "tokenizer", "corpora": ["public", "domain"], "vocab_size": 400},
+        "teacher_stage1": {
+            "kind": "pretrain",
+            "model": "tiny",
+            "data": {"public": 1.0},
+            "training": TINY_TRAINING,
+            "eval": {"corpora": ["domain_dev"], "max_texts": 20},
+        },
+        "teacher_stage2": {
+            "kind": "pretrain",
+            "init": "teacher_stage1",
+            "data": {"domain": 1.0},
+            "training": {**TINY_TRAINING, "max_steps": 4},
+            "eval": {"corpora": ["domain_dev"], "max_texts": 20},
+        },
+    },
+}
+
+
+def shared_data_or_skip() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (real-data test)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_recipe_file(tmp_path: Path):
+    """Factory: write a tiny recipe (optionally modified) to tmp_path and return its path."""
+
+    def make(mutate=None, name: str = "recipe.yaml") -> Path:
+        raw = copy.deepcopy(TINY_RECIPE)
+        raw["output_dir"] = str(tmp_path / "runs")
+        if mutate:
+            mutate(raw)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    return make

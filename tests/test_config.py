@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pytest
+
+from distilnlu.config import PretrainStage, apply_overrides, load_recipe, parse_override
+from distilnlu.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_recipe_loads(path):
+    recipe = load_recipe(path)
+    assert recipe.stages
+    assert "teacher_stage1" in recipe.stages and "teacher_stage2" in recipe.stages
+
+
+def test_configs_folder_is_not_empty():
+    assert {p.name for p in CONFIGS} >= {"demo.yaml", "massive.yaml", "alexatm.yaml"}
+
+
+def test_unknown_key_names_key_path_and_file(tiny_recipe_file):
+    path = tiny_recipe_file(lambda r: r["stages"]["teacher_stage1"]["training"].update(max_stepz=3))
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "stages.teacher_stage1.training.max_stepz: unknown key" in msg
+
+
+def test_mistyped_value_is_rejected(tiny_recipe_file):
+    path = tiny_recipe_file(lambda r: r["stages"]["teacher_stage1"]["training"].update(lr="fast"))
+    with pytest.raises(ConfigError, match=r"stages\.teacher_stage1\.training\.lr"):
+        load_recipe(path)
+
+
+def test_overrides_set_nested_values(tiny_recipe_file):
+    recipe = load_recipe(
+        tiny_recipe_file(),
+        ["stages.teacher_stage1.training.max_steps=3", "data.on_error=skip", "seed=7"],
+    )
+    stage = recipe.stages["teacher_stage1"]
+    assert isinstance(stage, PretrainStage)
+    assert stage.training.max_steps == 3
+    assert recipe.data.on_error == "skip" and recipe.seed == 7
+
+
+def test_unknown_override_key_is_an_error(tiny_recipe_file):
+    with pytest.raises(ConfigError, match=r"\(with overrides\): data\.rooot: unknown key"):
+        load_recipe(tiny_recipe_file(), ["data.rooot=/tmp"])
+
+
+@pytest.mark.parametrize("bad", ["noequals", "=3"])
+def test_malformed_override(bad):
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override(bad)
+
+
+def test_override_cannot_descend_into_a_value():
+    with pytest.raises(ConfigError, match="is a value"):
+        apply_overrides({"seed": 1}, ["seed.x=2"])
+
+
+def test_unknown_corpus_reference(tiny_recipe_file):
+    path = tiny_recipe_file(lambda r: r["stages"]["teacher_stage1"].update(data={"nope": 1.0}))
+    with pytest.raises(ConfigError, match="corpus 'nope'"):
+        load_recipe(path)
+
+
+def test_stage_cannot_read_a_later_stage(tiny_recipe_file):
+    stage1 = "teacher_stage1"
+    path = tiny_recipe_file(lambda r: r["stages"][stage1].update(tokenizer="teacher_stage2"))
+    with pytest.raises(ConfigError, match="runs after it"):
+        load_recipe(path)
+
+
+def test_model_and_init_are_exclusive(tiny_recipe_file):
+    path = tiny_recipe_file(lambda r: r["stages"]["teacher_stage2"].update(model="tiny"))
+    with pytest.raises(ConfigError, match="exactly one of"):
+        load_recipe(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(bad)
+
+
+def test_stage_hash_changes_with_config_and_propagates_downstream(tiny_recipe_file):
+    base = load_recipe(tiny_recipe_file())
+    changed = load_recipe(tiny_recipe_file(), ["stages.teacher_stage1.training.lr=0.01"])
+    assert base.stage_hash("tokenizer") == changed.stage_hash("tokenizer")
+    assert base.stage_hash("teacher_stage1") != changed.stage_hash("teacher_stage1")
+    assert base.stage_hash("teacher_stage2") != changed.stage_hash("teacher_stage2")
