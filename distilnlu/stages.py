@@ -29,7 +29,13 @@ from distilnlu.errors import ConfigError
 from distilnlu.evaluation.lm import evaluate_lm
 from distilnlu.modeling.loading import load_masked_lm
 from distilnlu.modeling.presets import build_model, count_parameters, resolve_shape
-from distilnlu.tokenization import fertility_report, format_report, load_tokenizer, train_tokenizer
+from distilnlu.tokenization import (
+    fertility_report,
+    format_report,
+    load_tokenizer,
+    measure_fertility,
+    train_tokenizer,
+)
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import train_loop
 from distilnlu.training.objectives import MLMObjective
@@ -88,7 +94,7 @@ def run_tokenizer(recipe: Recipe, name: str, out_dir: Path) -> dict[str, Any]:
     metrics: dict[str, Any] = {"stage": name, "vocab_size": len(tokenizer)}
     metrics["trained_on"] = len(texts)
     if stage.report_corpora and texts:
-        rows = fertility_report(texts, report_texts(recipe, stage), [stage.vocab_size])
+        rows = measure_fertility(tokenizer, report_texts(recipe, stage), stage.vocab_size)
         metrics["fertility"] = [row.__dict__ for row in rows]
     (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     write_json(out_dir / METRICS, metrics)

@@ -44,6 +44,7 @@ __all__ = [
     "fertility_report",
     "format_report",
     "load_tokenizer",
+    "measure_fertility",
     "train_tokenizer",
     "word_start_table",
 ]
@@ -318,20 +319,28 @@ def fertility_report(
     rows: list[FertilityRow] = []
     for vocab_size in vocab_sizes:
         tokenizer = train_tokenizer(train_texts, vocab_size)
-        trained = len(tokenizer)
-        for language, texts in eval_texts.items():
-            words, tokens, unknown = _measure(tokenizer, texts)
-            rows.append(
-                FertilityRow(
-                    vocab_size=vocab_size,
-                    language=language,
-                    words=words,
-                    tokens=tokens,
-                    fertility=tokens / words if words else float("nan"),
-                    unk_rate=unknown / tokens if tokens else 0.0,
-                    trained_vocab_size=trained,
-                )
+        rows.extend(measure_fertility(tokenizer, eval_texts, vocab_size))
+    return rows
+
+
+def measure_fertility(
+    tokenizer: PreTrainedTokenizerBase, eval_texts: dict[str, Sequence[str]], vocab_size: int
+) -> list[FertilityRow]:
+    """Fertility and unknown rate of one trained tokenizer, one row per language."""
+    rows = []
+    for language, texts in eval_texts.items():
+        words, tokens, unknown = _measure(tokenizer, texts)
+        rows.append(
+            FertilityRow(
+                vocab_size=vocab_size,
+                language=language,
+                words=words,
+                tokens=tokens,
+                fertility=tokens / words if words else float("nan"),
+                unk_rate=unknown / tokens if tokens else 0.0,
+                trained_vocab_size=len(tokenizer),
             )
+        )
     return rows
 
 
