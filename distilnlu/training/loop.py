@@ -7,6 +7,7 @@ inputs (``prepare``) and a batch into named losses (``__call__``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -188,8 +189,7 @@ def train_loop(
 def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
     """Accumulate ``grad_accum`` micro-batches; returns (mean named losses, all finite?)."""
     model.train()
-    totals: dict[str, float] = {}
-    finite = True
+    sums: dict[str, torch.Tensor] = {}
     world, rank = acc.num_processes, acc.process_index
     for _ in range(cfg.grad_accum):
         # Every process walks the same global stream and keeps its own share, so the data
@@ -202,17 +202,16 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
                 index = state.batches_consumed + offset
         state.batches_consumed += world
         prepared = objective.prepare(ids, batch_seed(seed, index))
+        state.tokens += int(prepared["attention_mask"].sum()) * world  # CPU tensor: no sync
         batch = {k: v.to(acc.device) for k, v in prepared.items()}
         with acc.autocast():
             losses = objective(model, batch)
-        loss = losses["loss"]
-        if not torch.isfinite(loss.detach()).all():
-            finite = False
-        acc.backward(loss / cfg.grad_accum)
-        state.tokens += int(batch["attention_mask"].sum()) * world
+        acc.backward(losses["loss"] / cfg.grad_accum)
         for key, value in losses.items():
-            totals[key] = totals.get(key, 0.0) + float(value.detach()) / cfg.grad_accum
-    finite = _all_processes_agree(acc, finite)
+            sums[key] = sums.get(key, 0.0) + value.detach().float() / cfg.grad_accum
+    # One device-to-host transfer per optimizer step, not one per loss and micro-batch.
+    totals = dict(zip(sums, torch.stack(list(sums.values())).tolist(), strict=True))
+    finite = _all_processes_agree(acc, math.isfinite(totals["loss"]))
     if finite:
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
