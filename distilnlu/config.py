@@ -136,7 +136,122 @@ class PretrainStage(StrictModel):
         return self
 
 
-Stage = Annotated[TokenizerStage | PretrainStage, Field(discriminator="kind")]
+class TeacherConfig(StrictModel):
+    """One teacher of a distillation schedule."""
+
+    model: str = Field(description="Earlier stage name, local HF folder or hub id of a masked LM.")
+    until_step: int | None = Field(
+        None, gt=0, description="Switch to the next teacher after this many optimizer steps."
+    )
+    until_converged: bool = Field(
+        False, description="Switch when the student's validation loss stops improving."
+    )
+    patience: int = Field(3, ge=1, description="Evaluations without improvement = converged.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest loss decrease that counts.")
+
+
+class StudentInitConfig(StrictModel):
+    """Initialise the student from chosen layers of a teacher (same width, heads and FFN)."""
+
+    teacher: str = Field(description="Stage name or folder to copy from.")
+    layers: list[int] = Field(
+        min_length=1, description="1-based teacher layers copied, in order, to student layers."
+    )
+
+
+class DistillLossConfig(StrictModel):
+    """Weights of the distillation loss terms (DESIGN.md §5)."""
+
+    mlm_weight: float = Field(1.0, ge=0.0, description="Weight of CE against the true tokens.")
+    soft_weight: float = Field(1.0, ge=0.0, description="Weight of T²·soft-CE against the teacher.")
+    temperature: float = Field(1.0, gt=0.0, description="Softmax temperature T of soft-CE.")
+    hidden_weight: float = Field(0.0, ge=0.0, description="Weight of hidden-state MSE (0 = off).")
+    attention_weight: float = Field(
+        0.0, ge=0.0, description="Weight of attention KL (0 = off; needs equal head counts)."
+    )
+    layer_map: list[int] | None = Field(
+        None, description="Teacher layer (1-based) for each student layer; default uniform."
+    )
+    monitor: str | None = Field(
+        None, description="Eval corpus whose loss decides convergence (default: the first)."
+    )
+
+
+class TeacherCacheConfig(StrictModel):
+    """Cache of the teacher's top-k logits over a fixed set of batches (off by default).
+
+    The stream becomes the first ``batches`` batches, repeated with the same masks, and the
+    soft targets keep only the teacher's k best tokens; see docs/distillation.md for the bias.
+    """
+
+    top_k: int = Field(0, ge=0, description="Teacher logits kept per masked token (0 = off).")
+    batches: int = Field(256, gt=0, description="Distinct batches in the fixed dataset.")
+
+
+class DistillStage(StrictModel):
+    """Distil a student from a schedule of teachers (MLM CE + soft CE [+ hidden, attention])."""
+
+    kind: Literal["distill"]
+    model: str | ModelShape | None = Field(
+        None, description="Student preset name or shape, for a freshly initialised student."
+    )
+    init: str | None = Field(None, description="Continue a student saved by an earlier stage.")
+    init_from_teacher: StudentInitConfig | None = Field(
+        None, description="Copy chosen teacher layers into the fresh student (needs `model`)."
+    )
+    tokenizer: str | None = Field(
+        None, description="Student tokenizer; default: the first teacher's (must match all)."
+    )
+    teachers: list[TeacherConfig] = Field(min_length=1, description="Teachers, in order.")
+    loss: DistillLossConfig = Field(default_factory=DistillLossConfig)
+    teacher_cache: TeacherCacheConfig = Field(default_factory=TeacherCacheConfig)
+    data: dict[str, float] = Field(description="Training corpora and their mixing weights.")
+    training: TrainingConfig
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistillStage:
+        if (self.model is None) == (self.init is None):
+            raise ValueError("give exactly one of `model` (fresh student) or `init`")
+        if self.init_from_teacher is not None and self.model is None:
+            raise ValueError("`init_from_teacher` needs `model` (the student shape)")
+        if not self.data or any(w <= 0 for w in self.data.values()):
+            raise ValueError("`data` needs at least one corpus with a positive weight")
+        *head, last = self.teachers
+        for i, teacher in enumerate(head):
+            if teacher.until_step is None and not teacher.until_converged:
+                raise ValueError(
+                    f"teachers[{i}] needs `until_step` or `until_converged: true` (only the last"
+                    " teacher runs to the end)"
+                )
+        if last.until_step is not None or last.until_converged:
+            raise ValueError(
+                "the last teacher runs to the end: drop its until_step / until_converged"
+            )
+        steps = [t.until_step for t in head if t.until_step is not None]
+        if steps != sorted(steps):
+            raise ValueError("teachers' until_step values must increase")
+        if any(t.until_converged for t in head) and not self.eval.corpora:
+            raise ValueError("`until_converged` needs eval.corpora to measure the validation loss")
+        if self.loss.monitor is not None and self.loss.monitor not in self.eval.corpora:
+            raise ValueError(f"loss.monitor '{self.loss.monitor}' is not one of eval.corpora")
+        uses_states = self.loss.hidden_weight > 0 or self.loss.attention_weight > 0
+        if self.teacher_cache.top_k and uses_states:
+            raise ValueError(
+                "teacher_cache stores logits only; it cannot be combined with hidden_weight or"
+                " attention_weight"
+            )
+        if self.loss.mlm_weight + self.loss.soft_weight + self.loss.hidden_weight == 0:
+            raise ValueError("all loss weights are 0: nothing to train")
+        return self
+
+    @property
+    def monitor(self) -> str | None:
+        return self.loss.monitor or (self.eval.corpora[0] if self.eval.corpora else None)
+
+
+Stage = Annotated[TokenizerStage | PretrainStage | DistillStage, Field(discriminator="kind")]
 
 
 class Recipe(StrictModel):
@@ -191,15 +306,19 @@ class Recipe(StrictModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _corpora_of(stage: TokenizerStage | PretrainStage) -> list[str]:
+def _corpora_of(stage: TokenizerStage | PretrainStage | DistillStage) -> list[str]:
     if isinstance(stage, TokenizerStage):
         return [*stage.corpora, *stage.report_corpora]
     return [*stage.data, *stage.eval.corpora]
 
 
-def _stage_refs(stage: TokenizerStage | PretrainStage) -> list[str]:
+def _stage_refs(stage: TokenizerStage | PretrainStage | DistillStage) -> list[str]:
     if isinstance(stage, PretrainStage):
         return [r for r in (stage.init, stage.tokenizer) if r]
+    if isinstance(stage, DistillStage):
+        copy_from = stage.init_from_teacher.teacher if stage.init_from_teacher else None
+        refs = [stage.init, stage.tokenizer, copy_from, *(t.model for t in stage.teachers)]
+        return list(dict.fromkeys(r for r in refs if r))
     return []
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from distilnlu.config import PretrainStage, Recipe, TokenizerStage, dump_recipe
+from distilnlu.config import DistillStage, PretrainStage, Recipe, TokenizerStage, dump_recipe
 from distilnlu.data.corpus import (
     apply_spoken_share,
     first_documents,
@@ -145,7 +145,7 @@ def build_or_load(recipe: Recipe, stage: PretrainStage):
 
 
 def make_evaluator(
-    recipe: Recipe, stage: PretrainStage, tokenizer
+    recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer
 ) -> Callable[[torch.nn.Module], dict[str, Any]] | None:
     """Held-out LM evaluation over the stage's eval corpora (texts loaded once)."""
     if not stage.eval.corpora:
@@ -161,7 +161,9 @@ def make_evaluator(
     return evaluate
 
 
-def score_texts(model, tokenizer, items: list[tuple[str, str]], stage: PretrainStage) -> dict:
+def score_texts(
+    model, tokenizer, items: list[tuple[str, str]], stage: PretrainStage | DistillStage
+) -> dict:
     """Perplexity and mask-filling accuracy; per language, pooled when there are several."""
     by_lang: dict[str, list[str]] = defaultdict(list)
     for text, lang in items:
@@ -241,5 +243,8 @@ def run_stage(recipe: Recipe, name: str, stage_hash: str) -> dict[str, Any]:
     stage = recipe.stages[name]
     if isinstance(stage, TokenizerStage):
         return run_tokenizer(recipe, name, out_dir)
-    return run_pretrain(recipe, name, out_dir, stage_hash)
+    if isinstance(stage, DistillStage):
+        from distilnlu.distill_stage import run_distill
 
+        return run_distill(recipe, name, out_dir, stage_hash)
+    return run_pretrain(recipe, name, out_dir, stage_hash)

@@ -48,9 +48,7 @@ def corpus_documents(
     for source in corpus.sources:
         sizes[_source_language(source)] += source_size(source, data.root)
     weights = temperature_weights(dict(sizes), data.alpha)
-    streams = {
-        lang: partial(_language_stream, corpus, lang, data, stats) for lang in weights
-    }
+    streams = {lang: partial(_language_stream, corpus, lang, data, stats) for lang in weights}
     docs = mix_languages(streams, weights, seed)
     return apply_spoken_share(docs, corpus.spoken_share, seed)
 
@@ -77,9 +75,7 @@ def mixed_documents(
     return mix_languages(streams, {k: w / total for k, w in weights.items()}, seed)
 
 
-def pack(
-    docs: Iterable[Document], tokenizer, seq_len: int
-) -> Iterator[list[int]]:
+def pack(docs: Iterable[Document], tokenizer, seq_len: int) -> Iterator[list[int]]:
     """Concatenate tokenized documents into full ``<s> … </s>`` blocks of ``seq_len`` ids.
 
     Documents are separated by ``</s>`` (RoBERTa's packing), so no position is padding; a long

@@ -55,6 +55,7 @@ class MaskedLMResult:
 
     logits: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 def _is_fsdp(model: nn.Module) -> bool:
@@ -105,6 +106,7 @@ def encoder_hidden(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     output_hidden_states: bool = False,
+    output_attentions: bool = False,
 ) -> BaseModelOutput:
     """Run the encoder of a masked LM (no LM head).
 
@@ -120,6 +122,7 @@ def encoder_hidden(
             input_ids=input_ids,
             attention_mask=attention_mask,
             output_hidden_states=True,
+            output_attentions=output_attentions,
             return_dict=True,
         )
         hidden = getattr(out, "last_hidden_state", None)
@@ -128,11 +131,13 @@ def encoder_hidden(
         return BaseModelOutput(
             last_hidden_state=hidden,
             hidden_states=out.hidden_states if output_hidden_states else None,
+            attentions=getattr(out, "attentions", None),
         )
     out = base(
         input_ids=input_ids,
         attention_mask=attention_mask,
         output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions,
         return_dict=True,
     )
     return BaseModelOutput(
@@ -149,6 +154,7 @@ def masked_lm_forward(
     positions: torch.Tensor,
     *,
     output_hidden_states: bool = False,
+    output_attentions: bool = False,
 ) -> MaskedLMResult:
     """Logits at ``positions`` [B, T] (bool) and, if asked, the encoder's hidden states.
 
@@ -164,18 +170,24 @@ def masked_lm_forward(
     positions = positions.to(device=input_ids.device, dtype=torch.bool)
     head = lm_head(model)
     if head is not None:
-        enc = encoder_hidden(model, input_ids, attention_mask, output_hidden_states)
+        enc = encoder_hidden(
+            model, input_ids, attention_mask, output_hidden_states, output_attentions
+        )
         selected = enc.last_hidden_state[positions]  # [N, H]
-        return MaskedLMResult(logits=head(selected), hidden_states=enc.hidden_states)
+        return MaskedLMResult(
+            logits=head(selected), hidden_states=enc.hidden_states, attentions=enc.attentions
+        )
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
         output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions,
         return_dict=True,
     )
     return MaskedLMResult(
         logits=out.logits[positions],
         hidden_states=out.hidden_states if output_hidden_states else None,
+        attentions=getattr(out, "attentions", None) if output_attentions else None,
     )
 
 

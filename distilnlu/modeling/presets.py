@@ -142,6 +142,7 @@ PRESETS: dict[str, ModelShape] = {
     "tiny-64": _shape(2, 64, 4, 128),
     # the CPU demo
     "demo-teacher": _shape(4, 128, 4, 512),
+    "demo-intermediate": _shape(3, 96, 4, 384),
     "demo-student": _shape(2, 64, 2, 256),
     # AlexaTM sizes (non-embedding counts; see the module docstring)
     "student-17m": _shape(4, 512, 8, 3072),

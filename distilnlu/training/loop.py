@@ -155,7 +155,7 @@ def train_loop(
         num_warmup_steps=cfg.warmup_steps,
         num_training_steps=cfg.max_steps,
     )
-    state = _resume(out_dir, model, optimizer, scheduler, state_extra or {})
+    state = _resume(out_dir, model, optimizer, scheduler, state_extra or {}, objective)
     model, optimizer = acc.prepare(model, optimizer)
     log = MetricsLog(out_dir / METRICS_FILE, acc.is_main_process, state.step)
     stream = make_batches(state.batches_consumed)
@@ -176,11 +176,18 @@ def train_loop(
         if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
             bar.set_postfix(loss=f"{losses['loss']:.4f}")
         bar.update(1)
+        event = _hook(objective, "after_step", state.step)
+        if event:
+            log.write({"step": state.step, **event})
         if evaluate and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
             state.last_eval = evaluate(acc.unwrap_model(model))
             log.write({"step": state.step, "eval": state.last_eval})
+            event = _hook(objective, "after_eval", state.step, state.last_eval)
+            if event:
+                log.write({"step": state.step, **event})
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
-            _save(acc, out_dir, model, optimizer, scheduler, state, state_extra or {})
+            extra = {**(state_extra or {}), "objective": _hook(objective, "state_dict")}
+            _save(acc, out_dir, model, optimizer, scheduler, state, extra)
     bar.close()
     acc.wait_for_everyone()
     return state
@@ -220,6 +227,12 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
     return totals, finite
 
 
+def _hook(objective: Objective, name: str, *args: Any) -> Any:
+    """Call an optional objective hook (schedules, state); objectives without it return None."""
+    method = getattr(objective, name, None)
+    return method(*args) if method is not None else None
+
+
 def _all_processes_agree(acc: Accelerator, finite: bool) -> bool:
     if acc.num_processes == 1:
         return finite
@@ -251,16 +264,17 @@ def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) ->
     acc.wait_for_everyone()
 
 
-def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any]) -> LoopState:
+def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], objective):
     path = find_checkpoint(out_dir)
     if path is None:
         return LoopState()
     tensors, saved = load_checkpoint(path)
     if any(saved.get(k) != v for k, v in extra.items()):
         return LoopState()  # a checkpoint of a different configuration: start over
+    if saved.get("objective") is not None:
+        objective.load_state_dict(saved["objective"])
     model.load_state_dict(tensors["model"])
     optimizer.load_state_dict(tensors["optimizer"])
     scheduler.load_state_dict(tensors["scheduler"])
     fields = LoopState.__dataclass_fields__
     return LoopState(**{k: v for k, v in saved.items() if k in fields})
-

@@ -27,3 +27,144 @@ class MaskedLMLoss(nn.Module):
             shapes = f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)}"
             raise ValueError(f"{shapes} differ in their first dimension")
         return F.cross_entropy(logits.float(), labels)
+
+
+class SoftCrossEntropyLoss(nn.Module):
+    """Cross-entropy of the student against the teacher's softened distribution.
+
+    ``T² · mean_N Σ_V softmax(t/T) · -log_softmax(s/T)``; the ``T²`` keeps gradient magnitudes
+    comparable across temperatures (Hinton et al., 2015).
+
+    Args:
+        student_logits: ``[N, V]`` student scores at the ``N`` masked positions.
+        teacher_logits: ``[N, V]`` teacher scores at the same positions, or ``[N, K]`` top-k
+            scores when ``teacher_indices`` is given.
+        teacher_indices: optional ``[N, K]`` vocabulary ids of cached top-k teacher scores; the
+            teacher distribution is then renormalised over those K ids (the tail is dropped).
+
+    Returns:
+        Scalar, computed in fp32.
+    """
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        teacher_indices: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        t = self.temperature
+        log_q = F.log_softmax(student_logits.float() / t, dim=-1)
+        if teacher_indices is not None:
+            log_q = log_q.gather(-1, teacher_indices)
+        elif teacher_logits.shape != student_logits.shape:
+            raise ValueError(
+                f"teacher logits {tuple(teacher_logits.shape)} and student logits "
+                f"{tuple(student_logits.shape)} differ; do teacher and student share a tokenizer?"
+            )
+        p = F.softmax(teacher_logits.float() / t, dim=-1)
+        return -(p * log_q).sum(-1).mean() * t * t
+
+
+def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """Teacher layer matched to each student layer, spread evenly, last to last.
+
+    Student layer ``l`` (1-based) maps to teacher layer ``round(l · L_t / L_s)``; e.g. 2 student
+    layers and 6 teacher layers give ``[3, 6]`` (TinyBERT's uniform strategy).
+    """
+    if student_layers < 1 or teacher_layers < 1:
+        raise ValueError("both models need at least one layer")
+    ratio = teacher_layers / student_layers
+    return [round(layer * ratio) for layer in range(1, student_layers + 1)]
+
+
+class HiddenStateLoss(nn.Module):
+    """TinyBERT-style hidden-state matching: ``Σ_l MSE(W_l · h_s(l), h_t(m(l)))``.
+
+    Args (forward):
+        student_hidden: per-layer student states ``[B, T, H_s]``, embeddings first (``L_s + 1``).
+        teacher_hidden: per-layer teacher states ``[B, T, H_t]``, embeddings first.
+        attention_mask: ``[B, T]``, 1 for real tokens; padding does not count.
+
+    ``layer_map[l-1]`` is the teacher layer (1-based) matched to student layer ``l``; the
+    embedding outputs are matched too (0 → 0). ``W_l`` is a learned ``H_s → H_t`` projection when
+    the widths differ, the identity otherwise. The MSE is a mean over real tokens and hidden
+    units, summed over matched layers.
+    """
+
+    def __init__(self, student_width: int, teacher_width: int, layer_map: list[int]) -> None:
+        super().__init__()
+        self.layer_map = [0, *layer_map]
+        self.teacher_width = teacher_width
+        same = student_width == teacher_width
+        self.projections = nn.ModuleList(
+            nn.Identity() if same else nn.Linear(student_width, teacher_width)
+            for _ in self.layer_map
+        )
+
+    def forward(
+        self,
+        student_hidden: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        teacher_hidden: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        if len(student_hidden) != len(self.layer_map):
+            raise ValueError(
+                f"expected {len(self.layer_map)} student hidden states (embeddings + "
+                f"{len(self.layer_map) - 1} layers), got {len(student_hidden)}"
+            )
+        if max(self.layer_map) >= len(teacher_hidden):
+            raise ValueError(
+                f"layer map {self.layer_map[1:]} needs teacher layer {max(self.layer_map)}, but"
+                f" the teacher has {len(teacher_hidden) - 1}"
+            )
+        mask = attention_mask.bool()
+        total = student_hidden[0].new_zeros((), dtype=torch.float32)
+        pairs = zip(self.projections, student_hidden, self.layer_map, strict=True)
+        for proj, h_s, t_index in pairs:
+            projected = proj(h_s)[mask].float()  # [n_tokens, H_t]
+            total = total + F.mse_loss(projected, teacher_hidden[t_index][mask].float())
+        return total
+
+
+class AttentionKLLoss(nn.Module):
+    """KL(teacher ‖ student) between attention distributions of matched layers.
+
+    Args (forward):
+        student_attentions: per-layer ``[B, heads, T, T]`` attention probabilities.
+        teacher_attentions: per-layer ``[B, heads, T, T]``, same head count.
+        attention_mask: ``[B, T]``; only rows of real query tokens count.
+
+    ``layer_map[l-1]`` is the teacher layer (1-based) for student layer ``l``. Returns the mean
+    over query rows and heads of ``Σ_key p_t log(p_t / p_s)``, summed over matched layers.
+    """
+
+    def __init__(self, layer_map: list[int], eps: float = 1e-8) -> None:
+        super().__init__()
+        self.layer_map = list(layer_map)
+        self.eps = eps
+
+    def forward(
+        self,
+        student_attentions: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        teacher_attentions: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        rows = attention_mask.bool()  # [B, T]
+        total = student_attentions[0].new_zeros((), dtype=torch.float32)
+        for a_s, t_index in zip(student_attentions, self.layer_map, strict=True):
+            a_t = teacher_attentions[t_index - 1]
+            if a_s.shape != a_t.shape:
+                raise ValueError(
+                    f"attention shapes differ: student {tuple(a_s.shape)}, teacher "
+                    f"{tuple(a_t.shape)}; attention KL needs equal head counts"
+                )
+            p_t = a_t.float().clamp_min(self.eps)
+            kl = (p_t * (p_t.log() - a_s.float().clamp_min(self.eps).log())).sum(-1)  # [B,h,T]
+            total = total + kl.permute(0, 2, 1)[rows].mean()
+        return total

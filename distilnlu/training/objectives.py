@@ -14,6 +14,14 @@ from distilnlu.training.losses import MaskedLMLoss
 
 
 class Objective(Protocol):
+    """What the training loop needs from an objective.
+
+    Optional extras, looked up with ``getattr`` by the loop: ``after_step(step)`` and
+    ``after_eval(step, evaluation)`` may return a dict that is logged (e.g. a teacher switch);
+    ``state_dict()`` / ``load_state_dict(state)`` carry the objective's own state (a teacher
+    schedule) through checkpoints.
+    """
+
     def prepare(self, input_ids: torch.Tensor, batch_seed: int) -> dict[str, torch.Tensor]:
         """Turn a ``[B, T]`` id batch into model inputs (CPU, before device placement)."""
 
