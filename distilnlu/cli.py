@@ -53,19 +53,21 @@ def run(
 def pretrain(
     recipe: Path = typer.Argument(..., help="Recipe YAML that defines the stage."),
     overrides: list[str] | None = OVERRIDES,
-    stage: str = typer.Option(..., help="Name of the pretrain stage to run (e.g. teacher_stage1)."),
+    stage: str = typer.Option(
+        ..., help="Name of the pretrain or distill stage to run (e.g. teacher_stage1, final)."
+    ),
 ) -> None:
-    """Run one masked-LM pretraining stage on its own (its inputs must exist).
+    """Run one pretraining or distillation stage on its own (its inputs must exist).
 
     Works under `accelerate launch -m distilnlu.cli pretrain ...` for multi-GPU training.
     """
-    from distilnlu.config import PretrainStage
+    from distilnlu.config import DistillStage, PretrainStage
     from distilnlu.errors import ConfigError
     from distilnlu.pipeline import read_manifest, run_one
 
     cfg = _load(recipe, overrides)
-    if not isinstance(cfg.stages.get(stage), PretrainStage):
-        raise ConfigError(f"'{stage}' is not a pretrain stage of {recipe}")
+    if not isinstance(cfg.stages.get(stage), PretrainStage | DistillStage):
+        raise ConfigError(f"'{stage}' is not a pretrain or distill stage of {recipe}")
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     metrics = run_one(cfg, stage, read_manifest(cfg.run_dir))
     typer.echo(json.dumps(metrics.get("eval", {}), indent=2))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from distilnlu.config import PretrainStage, Recipe
+from distilnlu.config import DistillStage, PretrainStage, Recipe
 from distilnlu.errors import ConfigError
 from distilnlu.stages import METRICS, run_stage, write_json
 
@@ -95,10 +95,10 @@ def run_recipe(recipe: Recipe, until: str | None = None, log=print) -> dict[str,
 
 
 def lm_summary(recipe: Recipe, results: dict[str, dict[str, Any]]) -> str:
-    """A table of held-out perplexity and mask-filling accuracy for every pretrained model."""
+    """Held-out perplexity and mask-filling accuracy of every trained model; teacher switches."""
     rows = [("stage", "held-out corpus", "perplexity", "mask-fill acc", "n")]
     for name, metrics in results.items():
-        if not isinstance(recipe.stages[name], PretrainStage):
+        if not isinstance(recipe.stages[name], PretrainStage | DistillStage):
             continue
         for corpus, m in metrics.get("eval", {}).items():
             rows.append(
@@ -112,7 +112,13 @@ def lm_summary(recipe: Recipe, results: dict[str, dict[str, Any]]) -> str:
             )
     if len(rows) == 1:
         return ""
+    switches = [
+        f"{name}: teacher {s['from_teacher']} -> {s['to_teacher']} after step {s['step']}"
+        f" ({s['reason']})"
+        for name, metrics in results.items()
+        for s in metrics.get("teacher_switches", [])
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines + switches)

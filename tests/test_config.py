@@ -95,3 +95,68 @@ def test_stage_hash_changes_with_config_and_propagates_downstream(tiny_recipe_fi
     assert base.stage_hash("tokenizer") == changed.stage_hash("tokenizer")
     assert base.stage_hash("teacher_stage1") != changed.stage_hash("teacher_stage1")
     assert base.stage_hash("teacher_stage2") != changed.stage_hash("teacher_stage2")
+
+
+def _with_distill(**changes):
+    def mutate(raw):
+        stage = {
+            "kind": "distill",
+            "model": "tiny",
+            "teachers": [
+                {"model": "teacher_stage1", "until_converged": True},
+                {"model": "teacher_stage2"},
+            ],
+            "data": {"domain": 1.0},
+            "training": {"max_steps": 4},
+            "eval": {"corpora": ["domain_dev"]},
+        }
+        for key, value in changes.items():
+            if value is None:
+                stage.pop(key)
+            else:
+                stage[key] = value
+        raw["stages"]["student"] = stage
+
+    return mutate
+
+
+def test_a_valid_distill_stage_loads_and_reads_its_teachers(tiny_recipe_file):
+    recipe = load_recipe(tiny_recipe_file(_with_distill()))
+    assert recipe.upstream("student") == ["teacher_stage1", "teacher_stage2"]
+    assert recipe.stages["student"].monitor == "domain_dev"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"teachers": [{"model": "teacher_stage1"}, {"model": "teacher_stage2"}]},
+         r"teachers\[0\] needs `until_step`"),
+        ({"teachers": [{"model": "teacher_stage1", "until_step": 3}]}, "last teacher runs"),
+        ({"teachers": []}, "at least 1"),
+        ({"eval": {"corpora": []}}, "needs eval.corpora"),
+        ({"loss": {"monitor": "public"}}, "not one of eval.corpora"),
+        ({"loss": {"hidden_weight": 1.0}, "teacher_cache": {"top_k": 8}}, "logits only"),
+        ({"loss": {"mlm_weight": 0, "soft_weight": 0}}, "nothing to train"),
+        ({"loss": {"temperature": 0}}, "greater than 0"),
+        ({"loss": {"soft_weigth": 1.0}}, "soft_weigth"),
+        ({"init_from_teacher": {"teacher": "teacher_stage1", "layers": [1]}, "model": None,
+          "init": "teacher_stage1"}, "needs `model`"),
+        ({"teachers": [{"model": "nope_stage"}]}, None),
+    ],
+)
+def test_distill_stage_errors(tiny_recipe_file, changes, message):
+    path = tiny_recipe_file(_with_distill(**changes))
+    if message is None:  # an unknown teacher is a path: checked when the stage runs
+        load_recipe(path)
+        return
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(path)
+
+
+def test_distill_teacher_must_run_before_the_student(tiny_recipe_file):
+    def mutate(raw):
+        _with_distill(teachers=[{"model": "late"}])(raw)
+        raw["stages"]["late"] = dict(raw["stages"]["teacher_stage2"])
+
+    with pytest.raises(ConfigError, match="runs after it"):
+        load_recipe(tiny_recipe_file(mutate))
