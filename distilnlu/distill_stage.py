@@ -31,6 +31,7 @@ from distilnlu.training.distill import DistillObjective, DistillStudent
 from distilnlu.training.loop import train_loop
 from distilnlu.training.losses import AttentionKLLoss, HiddenStateLoss, uniform_layer_map
 from distilnlu.training.schedule import Phase, TeacherSchedule
+from distilnlu.training.unigram import init_output_bias
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -174,6 +175,8 @@ def run_distill(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> di
         make_batches = lambda skip: fixed_batches(make, count, skip)  # noqa: E731
     else:
         make_batches = lambda skip: make(skip=skip)  # noqa: E731
+    if stage.model is not None and stage.init_from_teacher is None:
+        init_output_bias(student, objective.mlm, make(skip=0), recipe.seed + 1)
     evaluator = make_evaluator(recipe, stage, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = train_loop(

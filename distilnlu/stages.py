@@ -39,6 +39,7 @@ from distilnlu.tokenization import (
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import train_loop
 from distilnlu.training.objectives import MLMObjective
+from distilnlu.training.unigram import init_output_bias
 
 METRICS = "metrics.json"
 
@@ -211,9 +212,12 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         seed=recipe.seed,
         shuffle_buffer=cfg.shuffle_buffer,
     )
+    objective = MLMObjective(tokenizer, stage.masking)
+    if stage.model is not None:  # a fresh model: start its output bias at the unigram
+        init_output_bias(model, objective, make_batches(skip=0), recipe.seed + 1)
     state = train_loop(
         model=model,
-        objective=MLMObjective(tokenizer, stage.masking),
+        objective=objective,
         make_batches=lambda skip: make_batches(skip=skip),
         cfg=cfg,
         out_dir=out_dir,

@@ -106,6 +106,17 @@ class ModelShape(BaseModel):
         lt=1.0,
         description="Dropout on hidden states and attention probabilities.",
     )
+    tie_embeddings: bool = Field(
+        default=True, description="Share the LM decoder weights with the word embeddings."
+    )
+    embedding_std: float | None = Field(
+        default=None,
+        gt=0.0,
+        description=(
+            "Init std of the word and position embeddings (None: the HF default 0.02). With an"
+            " untied decoder, 1.0 keeps small models off the unigram plateau (docs/models.md)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelShape:
@@ -132,8 +143,15 @@ class ModelShape(BaseModel):
         return self.max_position_embeddings - 2
 
 
-def _shape(layers: int, hidden: int, heads: int, ffn: int) -> ModelShape:
-    return ModelShape(num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=ffn)
+def _shape(layers: int, hidden: int, heads: int, ffn: int, stable: bool = False) -> ModelShape:
+    # "stable": the CPU demo's small models learn from a few hundred steps of synthetic text;
+    # see _init_embeddings for the embeddings, and dropout only delays leaving the plateau there.
+    extra: dict[str, Any] = (
+        {"tie_embeddings": False, "embedding_std": 1.0, "dropout": 0.0} if stable else {}
+    )
+    return ModelShape(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=ffn, **extra
+    )
 
 
 PRESETS: dict[str, ModelShape] = {
@@ -141,9 +159,9 @@ PRESETS: dict[str, ModelShape] = {
     "tiny": _shape(2, 32, 2, 64),
     "tiny-64": _shape(2, 64, 4, 128),
     # the CPU demo
-    "demo-teacher": _shape(4, 128, 4, 512),
-    "demo-intermediate": _shape(3, 96, 4, 384),
-    "demo-student": _shape(2, 64, 2, 256),
+    "demo-teacher": _shape(4, 128, 4, 512, stable=True),
+    "demo-intermediate": _shape(3, 96, 4, 384, stable=True),
+    "demo-student": _shape(2, 64, 2, 256, stable=True),
     # AlexaTM sizes (non-embedding counts; see the module docstring)
     "student-17m": _shape(4, 512, 8, 3072),
     "student-170m": _shape(24, 768, 12, 3072),
@@ -239,12 +257,30 @@ def build_model(
         pad_token_id=pad_token_id,
         bos_token_id=bos_token_id,
         eos_token_id=eos_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=shape.tie_embeddings,
     )
     config.architectures = ["RobertaPreLayerNormForMaskedLM"]
-    return RobertaPreLayerNormForMaskedLM._from_config(
+    model = RobertaPreLayerNormForMaskedLM._from_config(
         config, attn_implementation=attn_implementation
     )
+    if shape.embedding_std is not None:
+        _init_embeddings(model, shape.embedding_std, pad_token_id)
+    return model
+
+
+def _init_embeddings(model, std: float, pad_token_id: int) -> None:
+    """Large-std word/position embeddings (the embedding LayerNorm keeps the forward scale).
+
+    Why: with Adam at lr ~1e-3, 0.02-std embeddings change by ~5% per step and drift towards
+    one shared "token frequency" direction, so positions collapse onto one vector and attention
+    cannot learn (the MLM "unigram plateau"). Std-1 embeddings barely move relative to their size
+    and stay distinct. Only sensible with an untied decoder, whose logits would otherwise be huge.
+    """
+    embeddings = model.base_model.embeddings
+    with torch.no_grad():
+        for table in (embeddings.word_embeddings, embeddings.position_embeddings):
+            table.weight.normal_(0.0, std)
+            table.weight[pad_token_id].zero_()  # padding rows stay zero, as HF initialises them
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -299,6 +335,10 @@ def estimate_parameters(
     lm_head = h * h + h + 2 * h + vocab_size  # dense, LayerNorm, output bias
     non_embedding = n_layers * per_layer + 2 * h + 2 * h + lm_head
     embedding = (vocab_size + shape.max_position_embeddings + _TYPE_VOCAB_SIZE) * h
+    if not shape.tie_embeddings:
+        # Untied, the decoder has its own weight and bias; HF keeps ``lm_head.bias`` as well.
+        embedding += vocab_size * h
+        non_embedding += vocab_size
     return {
         "embedding": embedding,
         "non_embedding": non_embedding,

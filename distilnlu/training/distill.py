@@ -25,6 +25,7 @@ from distilnlu.training.losses import (
     HiddenStateLoss,
     MaskedLMLoss,
     SoftCrossEntropyLoss,
+    mlm_and_soft_ce,
 )
 from distilnlu.training.objectives import MLMObjective
 from distilnlu.training.schedule import TeacherSchedule
@@ -197,8 +198,11 @@ class DistillObjective:
         logits, extra = model(
             batch["input_ids"], batch["attention_mask"], positions, t_hidden, t_attn
         )
-        mlm = self.ce(logits, batch["labels"][positions])
-        soft = self.soft(logits, t_logits, indices)
+        labels = batch["labels"][positions]
+        if indices is None and w.temperature == 1.0:
+            mlm, soft = mlm_and_soft_ce(logits, labels, t_logits)  # one softmax pass, fused grad
+        else:
+            mlm, soft = self.ce(logits, labels), self.soft(logits, t_logits, indices)
         loss = w.mlm_weight * mlm + w.soft_weight * soft
         out = {"mlm": mlm.detach(), "soft": soft.detach()}
         if "hidden" in extra:

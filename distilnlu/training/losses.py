@@ -168,3 +168,48 @@ class AttentionKLLoss(nn.Module):
             kl = (p_t * (p_t.log() - a_s.float().clamp_min(self.eps).log())).sum(-1)  # [B,h,T]
             total = total + kl.permute(0, 2, 1)[rows].mean()
         return total
+
+
+class _MLMAndSoftCE(torch.autograd.Function):
+    """CE(labels) and soft-CE(teacher) at T = 1 from one log-softmax, with a closed-form grad.
+
+    ``d/ds [a·CE + b·softCE] = ((a + b)·softmax(s) - a·onehot - b·p) / N``: the backward pass is
+    two in-place passes over ``[N, V]`` instead of autograd's chain through log-softmax, gather,
+    product and sum for each term (the vocabulary-sized tensors dominate a distill step's
+    cost once the teacher's forward pass is paid).
+    """
+
+    @staticmethod
+    def forward(ctx, logits, labels, teacher_logits):
+        log_q = F.log_softmax(logits.float(), dim=-1)
+        p = F.softmax(teacher_logits.float(), dim=-1)
+        n = logits.shape[0]
+        mlm = -log_q.gather(1, labels[:, None]).sum() / n
+        soft = -(p * log_q).sum() / n
+        ctx.save_for_backward(log_q, p, labels)
+        ctx.in_dtype = logits.dtype
+        return mlm, soft
+
+    @staticmethod
+    def backward(ctx, g_mlm, g_soft):
+        log_q, p, labels = ctx.saved_tensors
+        n = log_q.shape[0]
+        grad = log_q.exp_().mul_(g_mlm + g_soft).sub_(p.mul_(g_soft))  # reuses saved buffers
+        grad[torch.arange(n, device=grad.device), labels] -= g_mlm
+        return grad.div_(n).to(ctx.in_dtype), None, None
+
+
+def mlm_and_soft_ce(
+    student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(MaskedLMLoss, SoftCrossEntropyLoss(T=1))`` of ``[N, V]`` logits, fused (same values).
+
+    Args:
+        student_logits: ``[N, V]``; labels: ``[N]``; teacher_logits: ``[N, V]``.
+    """
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher logits {tuple(teacher_logits.shape)} and student logits "
+            f"{tuple(student_logits.shape)} differ; do teacher and student share a tokenizer?"
+        )
+    return _MLMAndSoftCE.apply(student_logits, labels, teacher_logits)

@@ -137,3 +137,21 @@ def test_attention_kl_matches_reference_and_ignores_padding_rows():
         want += torch.stack(rows).mean().item()
     assert abs(got.item() - want) < 1e-5
     assert AttentionKLLoss([1, 2])(s_att, s_att, mask).abs().item() < 1e-6
+
+
+def test_fused_mlm_and_soft_ce_matches_the_two_modules_in_value_and_gradient():
+    from distilnlu.training.losses import MaskedLMLoss, mlm_and_soft_ce
+
+    student, teacher, positions = masked_setup(2)
+    labels = torch.randint(
+        0, V, (int(positions.sum()),), generator=torch.Generator().manual_seed(3)
+    )
+    s1 = student[positions].float().clone().requires_grad_(True)
+    s2 = s1.detach().clone().requires_grad_(True)
+    mlm, soft = mlm_and_soft_ce(s1, labels, teacher[positions].float())
+    (0.7 * mlm + 1.3 * soft).backward()
+    ref_mlm = MaskedLMLoss()(s2, labels)
+    ref_soft = SoftCrossEntropyLoss(1.0)(s2, teacher[positions].float())
+    (0.7 * ref_mlm + 1.3 * ref_soft).backward()
+    assert abs(mlm.item() - ref_mlm.item()) < 1e-6 and abs(soft.item() - ref_soft.item()) < 1e-6
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-6)
