@@ -18,13 +18,13 @@ from distilnlu.config import DistillStage, Recipe, dump_recipe
 from distilnlu.data.corpus import pretraining_batches
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.loading import load_masked_lm, looks_like_hub_id
-from distilnlu.modeling.presets import build_model, count_parameters, resolve_shape
+from distilnlu.modeling.presets import count_parameters
 from distilnlu.modeling.teachers import (
     check_same_tokenizer,
     init_student_from_teacher,
     load_teacher,
 )
-from distilnlu.stages import METRICS, make_evaluator, resolve_ref, write_json
+from distilnlu.stages import METRICS, build_fresh, make_evaluator, resolve_ref, write_json
 from distilnlu.tokenization import load_tokenizer
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.distill import DistillObjective, DistillStudent
@@ -63,19 +63,7 @@ def check_teachers(recipe: Recipe, stage: DistillStage, tokenizer) -> list:
 def build_student(recipe: Recipe, stage: DistillStage, vocab_size: int, tokenizer):
     if stage.init:
         return load_masked_lm(resolve_ref(recipe, stage.init))
-    shape = resolve_shape(stage.model)
-    if shape.max_position_embeddings < stage.training.seq_len + 2:
-        raise ConfigError(
-            f"training.seq_len={stage.training.seq_len} needs max_position_embeddings >="
-            f" {stage.training.seq_len + 2} (the student has {shape.max_position_embeddings})"
-        )
-    student = build_model(
-        shape,
-        vocab_size,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    student = build_fresh(stage.model, tokenizer, vocab_size, stage.training.seq_len)
     if stage.init_from_teacher:
         source = load_masked_lm(resolve_ref(recipe, stage.init_from_teacher.teacher))
         init_student_from_teacher(student, source, stage.init_from_teacher.layers)

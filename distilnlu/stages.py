@@ -118,6 +118,23 @@ def tokenizer_report(recipe: Recipe, name: str, vocab_sizes: list[int]) -> str:
 # --------------------------------------------------------------------------- pretraining
 
 
+def build_fresh(shape_spec, tokenizer, vocab_size: int, seq_len: int):
+    """A freshly initialised model of a preset or shape, checked to hold ``seq_len`` tokens."""
+    shape = resolve_shape(shape_spec)
+    if shape.max_position_embeddings < seq_len + 2:
+        raise ConfigError(
+            f"training.seq_len={seq_len} needs max_position_embeddings >="
+            f" {seq_len + 2} (the model has {shape.max_position_embeddings})"
+        )
+    return build_model(
+        shape,
+        vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
 def build_or_load(recipe: Recipe, stage: PretrainStage):
     """(model, tokenizer) for a pretraining stage: a fresh preset model or a loaded checkpoint."""
     if stage.init:
@@ -129,19 +146,7 @@ def build_or_load(recipe: Recipe, stage: PretrainStage):
     if not stage.tokenizer:
         raise ConfigError("a stage that trains from scratch needs `tokenizer`")
     tokenizer = load_tokenizer(resolve_ref(recipe, stage.tokenizer))
-    shape = resolve_shape(stage.model)
-    if shape.max_position_embeddings < stage.training.seq_len + 2:
-        raise ConfigError(
-            f"training.seq_len={stage.training.seq_len} needs max_position_embeddings >="
-            f" {stage.training.seq_len + 2} (the model has {shape.max_position_embeddings})"
-        )
-    model = build_model(
-        shape,
-        len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    model = build_fresh(stage.model, tokenizer, len(tokenizer), stage.training.seq_len)
     return model, tokenizer
 
 
