@@ -109,18 +109,14 @@ class TokenizerStage(StrictModel):
         return self
 
 
-class PretrainStage(StrictModel):
-    """Masked-LM pretraining: from scratch (``model``) or continued (``init``)."""
+class _TrainingStage(StrictModel):
+    """What pretraining and distillation stages share: a start, data, optimisation, evaluation."""
 
-    kind: Literal["pretrain"]
     model: str | ModelShape | None = Field(
-        None, description="Preset name or explicit shape, for training from scratch."
+        None, description="Preset name or explicit shape, for a freshly initialised model."
     )
     init: str | None = Field(
         None, description="Start from an earlier stage's output, a local HF folder or a hub id."
-    )
-    tokenizer: str | None = Field(
-        "tokenizer", description="Tokenizer stage name or folder (ignored when `init` has one)."
     )
     data: dict[str, float] = Field(description="Training corpora and their mixing weights.")
     training: TrainingConfig
@@ -128,12 +124,21 @@ class PretrainStage(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
-    def _one_start(self) -> PretrainStage:
+    def _one_start(self) -> _TrainingStage:
         if (self.model is None) == (self.init is None):
-            raise ValueError("give exactly one of `model` (train from scratch) or `init`")
+            raise ValueError("give exactly one of `model` (a fresh model) or `init`")
         if not self.data or any(w <= 0 for w in self.data.values()):
             raise ValueError("`data` needs at least one corpus with a positive weight")
         return self
+
+
+class PretrainStage(_TrainingStage):
+    """Masked-LM pretraining: from scratch (``model``) or continued (``init``)."""
+
+    kind: Literal["pretrain"]
+    tokenizer: str | None = Field(
+        "tokenizer", description="Tokenizer stage name or folder (ignored when `init` has one)."
+    )
 
 
 class TeacherConfig(StrictModel):
@@ -188,14 +193,10 @@ class TeacherCacheConfig(StrictModel):
     batches: int = Field(256, gt=0, description="Distinct batches in the fixed dataset.")
 
 
-class DistillStage(StrictModel):
-    """Distil a student from a schedule of teachers (MLM CE + soft CE [+ hidden, attention])."""
+class DistillStage(_TrainingStage):
+    """Distil a student (``model``: fresh, ``init``: continued) from a schedule of teachers."""
 
     kind: Literal["distill"]
-    model: str | ModelShape | None = Field(
-        None, description="Student preset name or shape, for a freshly initialised student."
-    )
-    init: str | None = Field(None, description="Continue a student saved by an earlier stage.")
     init_from_teacher: StudentInitConfig | None = Field(
         None, description="Copy chosen teacher layers into the fresh student (needs `model`)."
     )
@@ -205,19 +206,11 @@ class DistillStage(StrictModel):
     teachers: list[TeacherConfig] = Field(min_length=1, description="Teachers, in order.")
     loss: DistillLossConfig = Field(default_factory=DistillLossConfig)
     teacher_cache: TeacherCacheConfig = Field(default_factory=TeacherCacheConfig)
-    data: dict[str, float] = Field(description="Training corpora and their mixing weights.")
-    training: TrainingConfig
-    masking: MaskingConfig = Field(default_factory=MaskingConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> DistillStage:
-        if (self.model is None) == (self.init is None):
-            raise ValueError("give exactly one of `model` (fresh student) or `init`")
         if self.init_from_teacher is not None and self.model is None:
             raise ValueError("`init_from_teacher` needs `model` (the student shape)")
-        if not self.data or any(w <= 0 for w in self.data.values()):
-            raise ValueError("`data` needs at least one corpus with a positive weight")
         *head, last = self.teachers
         for i, teacher in enumerate(head):
             if teacher.until_step is None and not teacher.until_converged:

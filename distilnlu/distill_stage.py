@@ -6,7 +6,6 @@ tokenizer, vocabulary sizes, layer maps and shapes for hidden-state and attentio
 
 from __future__ import annotations
 
-from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,16 @@ from typing import Any
 import torch
 from transformers import AutoConfig, set_seed
 
-from distilnlu.config import DistillStage, Recipe, dump_recipe
-from distilnlu.data.corpus import pretraining_batches
+from distilnlu.config import DistillStage, Recipe
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.loading import load_masked_lm, looks_like_hub_id
-from distilnlu.modeling.presets import count_parameters
 from distilnlu.modeling.teachers import (
     check_same_tokenizer,
     init_student_from_teacher,
     load_teacher,
 )
-from distilnlu.stages import METRICS, build_fresh, make_evaluator, resolve_ref, write_json
+from distilnlu.stages import build_fresh, finish_stage, make_evaluator, resolve_ref, stage_batches
 from distilnlu.tokenization import load_tokenizer
-from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.distill import DistillObjective, DistillStudent
 from distilnlu.training.loop import train_loop
 from distilnlu.training.losses import AttentionKLLoss, HiddenStateLoss, uniform_layer_map
@@ -148,16 +144,7 @@ def run_distill(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> di
         cache_top_k=stage.teacher_cache.top_k,
         monitor=stage.monitor,
     )
-    make = partial(
-        pretraining_batches,
-        recipe.data,
-        stage.data,
-        tokenizer,
-        seq_len=cfg.seq_len,
-        batch_size=cfg.batch_size,
-        seed=recipe.seed,
-        shuffle_buffer=cfg.shuffle_buffer,
-    )
+    make = stage_batches(recipe, stage, tokenizer)
     if stage.teacher_cache.top_k:
         count = stage.teacher_cache.batches
         make_batches = lambda skip: fixed_batches(make, count, skip)  # noqa: E731
@@ -181,19 +168,13 @@ def run_distill(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> di
     objective.release_teacher()
     if attention_loss is not None:
         student.set_attn_implementation("sdpa")
-    student.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    metrics = {
-        "stage": name,
-        "steps": state.step,
-        "tokens": state.tokens,
-        "nonfinite_skipped": state.nonfinite_total,
-        "parameters": count_parameters(student),
-        "teachers": [t.model for t in stage.teachers],
-        "teacher_switches": [s.__dict__ for s in schedule.switches],
-        "eval": state.last_eval,
-    }
-    write_json(out_dir / METRICS, metrics)
-    remove_checkpoints(out_dir)
-    return metrics
+    return finish_stage(
+        recipe,
+        name,
+        out_dir,
+        student,
+        tokenizer,
+        state,
+        teachers=[t.model for t in stage.teachers],
+        teacher_switches=[s.__dict__ for s in schedule.switches],
+    )

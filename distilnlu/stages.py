@@ -207,16 +207,7 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
     model, tokenizer = build_or_load(recipe, stage)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = stage.training
-    make_batches = partial(
-        pretraining_batches,
-        recipe.data,
-        stage.data,
-        tokenizer,
-        seq_len=cfg.seq_len,
-        batch_size=cfg.batch_size,
-        seed=recipe.seed,
-        shuffle_buffer=cfg.shuffle_buffer,
-    )
+    make_batches = stage_batches(recipe, stage, tokenizer)
     objective = MLMObjective(tokenizer, stage.masking)
     if stage.model is not None:  # a fresh model: start its output bias at the unigram
         init_output_bias(model, objective, make_batches(skip=0), recipe.seed + 1)
@@ -231,6 +222,28 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         desc=name,
         state_extra={"stage_hash": stage_hash},
     )
+    return finish_stage(recipe, name, out_dir, model, tokenizer, state)
+
+
+def stage_batches(recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer):
+    """``make(skip=n)``: the stage's deterministic batch stream after ``n`` batches."""
+    cfg = stage.training
+    return partial(
+        pretraining_batches,
+        recipe.data,
+        stage.data,
+        tokenizer,
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        seed=recipe.seed,
+        shuffle_buffer=cfg.shuffle_buffer,
+    )
+
+
+def finish_stage(
+    recipe: Recipe, name: str, out_dir: Path, model, tokenizer, state, **extra: Any
+) -> dict[str, Any]:
+    """Write the stage's ``save_pretrained`` folder and metrics.json; drop its checkpoint."""
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
@@ -240,6 +253,7 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         "tokens": state.tokens,
         "nonfinite_skipped": state.nonfinite_total,
         "parameters": count_parameters(model),
+        **extra,
         "eval": state.last_eval,
     }
     write_json(out_dir / METRICS, metrics)

@@ -29,6 +29,14 @@ class MaskedLMLoss(nn.Module):
         return F.cross_entropy(logits.float(), labels)
 
 
+def _check_same_vocabulary(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher logits {tuple(teacher_logits.shape)} and student logits "
+            f"{tuple(student_logits.shape)} differ; do teacher and student share a tokenizer?"
+        )
+
+
 class SoftCrossEntropyLoss(nn.Module):
     """Cross-entropy of the student against the teacher's softened distribution.
 
@@ -62,11 +70,8 @@ class SoftCrossEntropyLoss(nn.Module):
         log_q = F.log_softmax(student_logits.float() / t, dim=-1)
         if teacher_indices is not None:
             log_q = log_q.gather(-1, teacher_indices)
-        elif teacher_logits.shape != student_logits.shape:
-            raise ValueError(
-                f"teacher logits {tuple(teacher_logits.shape)} and student logits "
-                f"{tuple(student_logits.shape)} differ; do teacher and student share a tokenizer?"
-            )
+        else:
+            _check_same_vocabulary(student_logits, teacher_logits)
         p = F.softmax(teacher_logits.float() / t, dim=-1)
         return -(p * log_q).sum(-1).mean() * t * t
 
@@ -207,9 +212,5 @@ def mlm_and_soft_ce(
     Args:
         student_logits: ``[N, V]``; labels: ``[N]``; teacher_logits: ``[N, V]``.
     """
-    if teacher_logits.shape != student_logits.shape:
-        raise ValueError(
-            f"teacher logits {tuple(teacher_logits.shape)} and student logits "
-            f"{tuple(student_logits.shape)} differ; do teacher and student share a tokenizer?"
-        )
+    _check_same_vocabulary(student_logits, teacher_logits)
     return _MLMAndSoftCE.apply(student_logits, labels, teacher_logits)
