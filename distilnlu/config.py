@@ -73,6 +73,15 @@ class TrainingConfig(StrictModel):
         20, ge=0, description="Stop when this many consecutive steps had a non-finite loss."
     )
     shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")
+    packing: Literal["isolated", "concatenated"] = Field(
+        "isolated",
+        description=(
+            "isolated: each packed document is framed <s> … </s>, attends only to itself and"
+            " has its own positions, as when encoded alone (short utterances learn context far"
+            " sooner, docs/models.md); concatenated: RoBERTa's FULL-SENTENCES packing, attention"
+            " across document boundaries."
+        ),
+    )
 
 
 class EvalConfig(StrictModel):

@@ -143,6 +143,7 @@ def run_distill(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> di
         load,
         cache_top_k=stage.teacher_cache.top_k,
         monitor=stage.monitor,
+        isolate_documents=stage.training.packing == "isolated",
     )
     make = stage_batches(recipe, stage, tokenizer)
     if stage.teacher_cache.top_k:

@@ -208,7 +208,7 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = stage.training
     make_batches = stage_batches(recipe, stage, tokenizer)
-    objective = MLMObjective(tokenizer, stage.masking)
+    objective = MLMObjective(tokenizer, stage.masking, stage.training.packing == "isolated")
     if stage.model is not None:  # a fresh model: start its output bias at the unigram
         init_output_bias(model, objective, make_batches(skip=0), recipe.seed + 1)
     state = train_loop(
@@ -237,6 +237,7 @@ def stage_batches(recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer
         batch_size=cfg.batch_size,
         seed=recipe.seed,
         shuffle_buffer=cfg.shuffle_buffer,
+        isolate=cfg.packing == "isolated",
     )
 
 

@@ -14,7 +14,10 @@ from tests.conftest import TINY_RECIPE
 def cli(*args, cwd=None, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "distilnlu", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
     )
 
 
@@ -65,16 +68,18 @@ def test_malformed_jsonl_line_names_file_and_line(tmp_path):
 def test_empty_corpus(tmp_path):
     data = tmp_path / "empty.txt"
     data.write_text("\n\n")
-    path = write_recipe(tmp_path, lambda r: r["data"]["corpora"]["domain"].update(
-        sources=[{"path": str(data)}]))
+    path = write_recipe(
+        tmp_path, lambda r: r["data"]["corpora"]["domain"].update(sources=[{"path": str(data)}])
+    )
     assert_clean_error(cli("run", path), "empty.txt", "no documents")
 
 
 def test_non_utf8_bytes_stop_or_are_skipped_and_counted(tmp_path):
     data = tmp_path / "domain.txt"
     data.write_bytes(b"play some jazz\nturn \xff\xfe on the lights\nwhat time is it\n" * 50)
-    path = write_recipe(tmp_path, lambda r: r["data"]["corpora"]["domain"].update(
-        sources=[{"path": str(data)}]))
+    path = write_recipe(
+        tmp_path, lambda r: r["data"]["corpora"]["domain"].update(sources=[{"path": str(data)}])
+    )
     assert_clean_error(cli("run", path, "--until", "tokenizer"), "domain.txt", ":2")
     proc = cli("run", path, "--until", "tokenizer", "data.on_error=skip")
     assert proc.returncode == 0, proc.stderr
@@ -85,8 +90,14 @@ def test_teacher_path_that_is_not_a_masked_lm(tmp_path):
     not_mlm = tmp_path / "gpt2"
     GPT2Config(n_layer=1, n_embd=16, n_head=2).save_pretrained(not_mlm)
     path = write_recipe(tmp_path)
-    proc = cli("run", path, f"stages.teacher_stage2.init={not_mlm}", "--until", "teacher_stage2",
-               "stages.teacher_stage1.training.max_steps=2")
+    proc = cli(
+        "run",
+        path,
+        f"stages.teacher_stage2.init={not_mlm}",
+        "--until",
+        "teacher_stage2",
+        "stages.teacher_stage1.training.max_steps=2",
+    )
     assert_clean_error(proc, str(not_mlm), "masked")
 
 

@@ -34,6 +34,15 @@ def test_mistyped_value_is_rejected(tiny_recipe_file):
         load_recipe(path)
 
 
+def test_packing_mode_is_checked(tiny_recipe_file):
+    assert load_recipe(tiny_recipe_file()).stages["teacher_stage1"].training.packing == "isolated"
+    path = tiny_recipe_file(
+        lambda r: r["stages"]["teacher_stage1"]["training"].update(packing="interleaved")
+    )
+    with pytest.raises(ConfigError, match=r"training\.packing: Input should be 'isolated'"):
+        load_recipe(path)
+
+
 def test_overrides_set_nested_values(tiny_recipe_file):
     recipe = load_recipe(
         tiny_recipe_file(),
@@ -129,8 +138,10 @@ def test_a_valid_distill_stage_loads_and_reads_its_teachers(tiny_recipe_file):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"teachers": [{"model": "teacher_stage1"}, {"model": "teacher_stage2"}]},
-         r"teachers\[0\] needs `until_step`"),
+        (
+            {"teachers": [{"model": "teacher_stage1"}, {"model": "teacher_stage2"}]},
+            r"teachers\[0\] needs `until_step`",
+        ),
         ({"teachers": [{"model": "teacher_stage1", "until_step": 3}]}, "last teacher runs"),
         ({"teachers": []}, "at least 1"),
         ({"eval": {"corpora": []}}, "needs eval.corpora"),
@@ -139,8 +150,14 @@ def test_a_valid_distill_stage_loads_and_reads_its_teachers(tiny_recipe_file):
         ({"loss": {"mlm_weight": 0, "soft_weight": 0}}, "nothing to train"),
         ({"loss": {"temperature": 0}}, "greater than 0"),
         ({"loss": {"soft_weigth": 1.0}}, "soft_weigth"),
-        ({"init_from_teacher": {"teacher": "teacher_stage1", "layers": [1]}, "model": None,
-          "init": "teacher_stage1"}, "needs `model`"),
+        (
+            {
+                "init_from_teacher": {"teacher": "teacher_stage1", "layers": [1]},
+                "model": None,
+                "init": "teacher_stage1",
+            },
+            "needs `model`",
+        ),
         ({"teachers": [{"model": "nope_stage"}]}, None),
     ],
 )

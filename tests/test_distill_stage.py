@@ -104,7 +104,9 @@ def test_mismatched_tokenizer_fails_before_any_compute(tmp_path, pipeline_run):
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     proc = subprocess.run(
         [sys.executable, "-m", "distilnlu", "run", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "different tokenizer" in proc.stderr and "Traceback" not in proc.stderr

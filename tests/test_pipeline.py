@@ -16,8 +16,14 @@ def test_tokenizer_and_both_teachers_end_to_end(tiny_recipe_file):
     run_dir = recipe.run_dir
     for stage in ("teacher_stage1", "teacher_stage2"):
         out = run_dir / stage
-        for name in ("config.json", "model.safetensors", "tokenizer.json", "recipe.yaml",
-                     "metrics.json", "metrics.jsonl"):
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "recipe.yaml",
+            "metrics.json",
+            "metrics.jsonl",
+        ):
             assert (out / name).is_file(), (stage, name)
         assert not (out / "checkpoint").exists()  # removed once the stage is complete
         model = AutoModelForMaskedLM.from_pretrained(out)
@@ -90,8 +96,13 @@ def test_continue_from_any_hf_masked_lm_in_bf16(tiny_recipe_file, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(recipe.run_dir / "tokenizer")
     plain = tmp_path / "plain-roberta"
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=66, pad_token_id=1,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        pad_token_id=1,
     )
     RobertaForMaskedLM(config).save_pretrained(plain)
     tokenizer.save_pretrained(plain)

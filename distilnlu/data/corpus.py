@@ -75,24 +75,37 @@ def mixed_documents(
     return mix_languages(streams, {k: w / total for k, w in weights.items()}, seed)
 
 
-def pack(docs: Iterable[Document], tokenizer, seq_len: int) -> Iterator[list[int]]:
-    """Concatenate tokenized documents into full ``<s> … </s>`` blocks of ``seq_len`` ids.
+def pack(
+    docs: Iterable[Document], tokenizer, seq_len: int, isolate: bool = False
+) -> Iterator[list[int]]:
+    """Concatenate tokenized documents into blocks of ``seq_len`` ids (no padding).
 
-    Documents are separated by ``</s>`` (RoBERTa's packing), so no position is padding; a long
-    document continues into the next block.
+    ``isolate=False`` (RoBERTa's FULL-SENTENCES packing): each block is ``<s> … </s>`` and
+    documents inside it are separated by ``</s>``. ``isolate=True``: every document is framed
+    ``<s> doc </s>`` exactly as it is when encoded alone, so that :func:`document_ids` can give
+    each one its own attention span and positions (see docs/models.md). A long document continues
+    into the next block either way.
     """
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    body = seq_len - 2
+    body = seq_len if isolate else seq_len - 2
     buffer: list[int] = []
     docs = iter(docs)
     while chunk := [d.text for d in islice(docs, TOKENIZE_CHUNK)]:
         for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
             if ids:
-                buffer.extend(ids)
-                buffer.append(eos)
+                buffer.extend([bos, *ids, eos] if isolate else [*ids, eos])
         while len(buffer) >= body:
-            yield [bos, *buffer[:body], eos]
+            yield buffer[:body] if isolate else [bos, *buffer[:body], eos]
             buffer = buffer[body:]
+
+
+def document_ids(input_ids: torch.Tensor, bos_id: int) -> torch.Tensor:
+    """``[B, T]`` index of the document each token belongs to in blocks packed with ``isolate``.
+
+    A document starts at each ``<s>``; tokens before the first ``<s>`` of a block (the tail of a
+    document cut at the previous block) form document 0.
+    """
+    return torch.cumsum((input_ids == bos_id).long(), dim=1)
 
 
 def shuffled(items: Iterable[list[int]], buffer_size: int, seed: int) -> Iterator[list[int]]:
@@ -125,10 +138,11 @@ def pretraining_batches(
     shuffle_buffer: int = 256,
     skip: int = 0,
     stats: SourceStats | None = None,
+    isolate: bool = False,
 ) -> Iterator[torch.Tensor]:
     """The endless, deterministic batch stream of a pretraining stage, after ``skip`` batches."""
     docs = mixed_documents(data, weights, seed, stats)
-    blocks = shuffled(pack(docs, tokenizer, seq_len), shuffle_buffer, seed)
+    blocks = shuffled(pack(docs, tokenizer, seq_len, isolate), shuffle_buffer, seed)
     return islice(batches(blocks, batch_size), skip, None)
 
 

@@ -11,18 +11,25 @@ The efficient path calls the encoder and the head as sub-modules, which a DDP/FS
 forward would not see, so wrapped models (DDP, FSDP, ``torch.compile``) take the full-forward path:
 always correct, but without the saving.
 
+Packed blocks of isolated documents (``training.packing: isolated``) come with ``document_ids``
+``[B, T]``; :func:`document_inputs` turns them into a block-diagonal attention mask and positions
+that restart at every document, so each document is encoded exactly as it would be alone.
+
 Shapes: ``B`` batch, ``T`` sequence length, ``H`` hidden size, ``V`` vocabulary, ``N`` number of
 selected positions.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
+
+from distilnlu.errors import ModelError
 
 EFFICIENT_HEADS: dict[str, str] = {
     # model_type -> attribute holding the MLM head; for these the masked-LM forward is exactly
@@ -91,6 +98,79 @@ def lm_head(model: nn.Module) -> nn.Module | None:
     return head
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DDP (``.module``) or ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def position_offset(model: nn.Module) -> int:
+    """The position id a model gives the first token of a sequence it numbers itself.
+
+    RoBERTa-family embeddings count from ``padding_idx + 1``; BERT-style ones from 0.
+    """
+    embeddings = getattr(getattr(_unwrap(model), "base_model", None), "embeddings", None)
+    if embeddings is not None and hasattr(embeddings, "create_position_ids_from_input_ids"):
+        return int(embeddings.padding_idx) + 1
+    return 0
+
+
+def document_inputs(
+    model: nn.Module, document_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-diagonal 4-D attention mask ``[B, 1, T, T]`` and position ids ``[B, T]``.
+
+    Token ``i`` may attend to token ``j`` when both belong to the same document (and ``j`` is not
+    padding); positions restart at :func:`position_offset` where a document starts. The mask is
+    boolean (True: attend) for SDPA and additive in the model's dtype for eager attention, which
+    adds it to the scores.
+    """
+    if document_ids.dim() != 2 or (
+        attention_mask is not None and document_ids.shape != attention_mask.shape
+    ):
+        raise ValueError(
+            f"document_ids must be [B, T] like input_ids, got shape {tuple(document_ids.shape)}"
+        )
+    size = document_ids.shape[1]
+    allowed = document_ids[:, :, None] == document_ids[:, None, :]
+    if attention_mask is not None:
+        allowed &= attention_mask.bool()[:, None, :]
+    # Every query keeps itself, so no row is fully masked (that would give NaN in softmax).
+    allowed |= torch.eye(size, dtype=torch.bool, device=allowed.device)
+    index = torch.arange(size, device=document_ids.device).expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+    first = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), dim=1).values
+    positions = index - first + position_offset(model)
+    config = getattr(_unwrap(model), "config", None)
+    if getattr(config, "_attn_implementation", None) == "eager":
+        dtype = next(model.parameters()).dtype
+        additive = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None], positions
+    return allowed[:, None], positions
+
+
+def _model_inputs(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    document_ids: torch.Tensor | None,
+) -> dict[str, torch.Tensor | None]:
+    """Keyword inputs of the encoder: plain, or with the per-document mask and positions."""
+    if document_ids is None:
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "position_ids" not in inspect.signature(_unwrap(model).forward).parameters:
+        raise ModelError(
+            f"{type(_unwrap(model)).__name__} takes no position_ids, so packed documents cannot"
+            " be isolated; set training.packing: concatenated"
+        )
+    mask, positions = document_inputs(model, document_ids, attention_mask)
+    return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions}
+
+
 def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be [B, T], got shape {tuple(input_ids.shape)}")
@@ -107,20 +187,21 @@ def encoder_hidden(
     attention_mask: torch.Tensor | None,
     output_hidden_states: bool = False,
     output_attentions: bool = False,
+    document_ids: torch.Tensor | None = None,
 ) -> BaseModelOutput:
     """Run the encoder of a masked LM (no LM head).
 
     Returns a :class:`BaseModelOutput` with ``last_hidden_state`` [B, T, H] (the encoder's final
     output, i.e. what the LM head consumes) and, if asked, ``hidden_states`` (embeddings first,
-    then one [B, T, H] per layer).
+    then one [B, T, H] per layer). ``document_ids`` [B, T]: see :func:`document_inputs`.
     """
     _check_inputs(input_ids, attention_mask)
+    inputs = _model_inputs(model, input_ids, attention_mask, document_ids)
     base = model.base_model
     if base is model:
         # No separate encoder sub-module: take the last hidden state from a full forward.
         out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            **inputs,
             output_hidden_states=True,
             output_attentions=output_attentions,
             return_dict=True,
@@ -134,8 +215,7 @@ def encoder_hidden(
             attentions=getattr(out, "attentions", None),
         )
     out = base(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
+        **inputs,
         output_hidden_states=output_hidden_states,
         output_attentions=output_attentions,
         return_dict=True,
@@ -155,12 +235,14 @@ def masked_lm_forward(
     *,
     output_hidden_states: bool = False,
     output_attentions: bool = False,
+    document_ids: torch.Tensor | None = None,
 ) -> MaskedLMResult:
     """Logits at ``positions`` [B, T] (bool) and, if asked, the encoder's hidden states.
 
     The LM head runs on the ``N = positions.sum()`` selected rows only when :func:`lm_head` knows
     the model; otherwise a full forward is indexed. Rows come in row-major (batch, then time)
-    order, matching ``labels[positions]``.
+    order, matching ``labels[positions]``. ``document_ids`` [B, T] (packed isolated documents)
+    restricts attention and restarts positions per document (:func:`document_inputs`).
     """
     _check_inputs(input_ids, attention_mask)
     if positions.shape != input_ids.shape:
@@ -171,15 +253,14 @@ def masked_lm_forward(
     head = lm_head(model)
     if head is not None:
         enc = encoder_hidden(
-            model, input_ids, attention_mask, output_hidden_states, output_attentions
+            model, input_ids, attention_mask, output_hidden_states, output_attentions, document_ids
         )
         selected = enc.last_hidden_state[positions]  # [N, H]
         return MaskedLMResult(
             logits=head(selected), hidden_states=enc.hidden_states, attentions=enc.attentions
         )
     out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
+        **_model_inputs(model, input_ids, attention_mask, document_ids),
         output_hidden_states=output_hidden_states,
         output_attentions=output_attentions,
         return_dict=True,
@@ -196,10 +277,13 @@ def masked_lm_logits(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     positions: torch.Tensor,
+    document_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits [N, V] at ``positions`` [B, T] == True (N = positions.sum()), row-major order.
 
     Same values as ``model(input_ids, attention_mask).logits[positions]``; see
     :func:`masked_lm_forward` for how the vocabulary projection is limited to the N rows.
     """
-    return masked_lm_forward(model, input_ids, attention_mask, positions).logits
+    return masked_lm_forward(
+        model, input_ids, attention_mask, positions, document_ids=document_ids
+    ).logits

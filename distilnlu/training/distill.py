@@ -56,6 +56,7 @@ class DistillStudent(nn.Module):
         positions: torch.Tensor,
         teacher_hidden: tuple[torch.Tensor, ...] | None = None,
         teacher_attentions: tuple[torch.Tensor, ...] | None = None,
+        document_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Student logits ``[N, V]`` at ``positions`` and the matching losses asked for."""
         out = masked_lm_forward(
@@ -65,6 +66,7 @@ class DistillStudent(nn.Module):
             positions,
             output_hidden_states=teacher_hidden is not None,
             output_attentions=teacher_attentions is not None,
+            document_ids=document_ids,
         )
         extra: dict[str, torch.Tensor] = {}
         if teacher_hidden is not None and self.hidden_loss is not None:
@@ -103,9 +105,10 @@ class DistillObjective:
         load_teacher: Callable[[str, torch.device], nn.Module],
         cache_top_k: int = 0,
         monitor: str | None = None,
+        isolate_documents: bool = False,
     ) -> None:
         self.monitor = monitor
-        self.mlm = MLMObjective(tokenizer, masking)
+        self.mlm = MLMObjective(tokenizer, masking, isolate_documents)
         self.weights = loss
         self.schedule = schedule
         self.load_teacher = load_teacher
@@ -168,6 +171,7 @@ class DistillObjective:
                 positions,
                 output_hidden_states=want_hidden,
                 output_attentions=want_attn,
+                document_ids=batch.get("document_ids"),
             )
         # Clone outside inference mode: autograd must be able to save these for backward.
         hidden = tuple(h.clone() for h in out.hidden_states) if want_hidden else None
@@ -196,7 +200,12 @@ class DistillObjective:
                 batch, positions, want_hidden, want_attn
             )
         logits, extra = model(
-            batch["input_ids"], batch["attention_mask"], positions, t_hidden, t_attn
+            batch["input_ids"],
+            batch["attention_mask"],
+            positions,
+            t_hidden,
+            t_attn,
+            batch.get("document_ids"),
         )
         labels = batch["labels"][positions]
         if indices is None and w.temperature == 1.0:

@@ -7,6 +7,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from distilnlu.data.corpus import document_ids
 from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
 from distilnlu.modeling.heads import masked_lm_logits
 from distilnlu.tokenization import word_start_table
@@ -30,10 +31,16 @@ class Objective(Protocol):
 
 
 class MLMObjective:
-    """Masked-LM pretraining with dynamic masks drawn per batch (80/10/10 by default)."""
+    """Masked-LM pretraining with dynamic masks drawn per batch (80/10/10 by default).
 
-    def __init__(self, tokenizer, masking: MaskingConfig) -> None:
+    ``isolate_documents``: the batches hold documents packed with ``<s> doc </s>`` framing
+    (``training.packing: isolated``); each batch then carries ``document_ids`` so that every
+    document attends only to itself, with its own positions.
+    """
+
+    def __init__(self, tokenizer, masking: MaskingConfig, isolate_documents: bool = False) -> None:
         self.masking = masking
+        self.bos_id = tokenizer.bos_token_id if isolate_documents else None
         self.mask_id = tokenizer.mask_token_id
         self.pad_id = tokenizer.pad_token_id
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
@@ -57,10 +64,20 @@ class MLMObjective:
             word_start=word_start,
         )
         attention_mask = (input_ids != self.pad_id).long()
-        return {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+        if self.bos_id is not None:
+            # From the unmasked ids: <s> is never masked, but this keeps it obviously safe.
+            batch["document_ids"] = document_ids(input_ids, self.bos_id)
+        return batch
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         positions = batch["labels"] != -100
-        logits = masked_lm_logits(model, batch["input_ids"], batch["attention_mask"], positions)
+        logits = masked_lm_logits(
+            model,
+            batch["input_ids"],
+            batch["attention_mask"],
+            positions,
+            document_ids=batch.get("document_ids"),
+        )
         mlm = self.loss(logits, batch["labels"][positions])
         return {"loss": mlm, "mlm": mlm.detach()}

@@ -156,3 +156,76 @@ def test_shape_checks():
         heads.masked_lm_logits(model, input_ids, attention_mask, positions[:, :3])
     with pytest.raises(ValueError):
         heads.masked_lm_logits(model, input_ids[0], attention_mask[0], positions[0])
+
+
+# --- packed, isolated documents ------------------------------------------------------------
+
+
+def _packed_documents(bos: int = 0, eos: int = 2):
+    """Two rows of ``<s> doc </s>`` documents packed without padding, and the documents."""
+    g = torch.Generator().manual_seed(3)
+    rows, docs = [], []
+    for lengths in ([3, 5, 2], [7, 4]):
+        row = []
+        for n in lengths:
+            doc = [bos, *torch.randint(5, 100, (n,), generator=g).tolist(), eos]
+            docs.append(doc)
+            row += doc
+        rows.append(row)
+    width = max(map(len, rows))
+    rows = [r + r[: width - len(r)] for r in rows]  # second row: a cut-off document at the end
+    return torch.tensor(rows), docs
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("build", [_prelayernorm, _bert], ids=["roberta-prelayernorm", "bert"])
+def test_isolated_documents_are_encoded_as_if_alone(build, attn):
+    from distilnlu.data.corpus import document_ids
+
+    torch.manual_seed(0)
+    model = build().eval()
+    model.config._attn_implementation = attn
+    input_ids, docs = _packed_documents()
+    doc_ids = document_ids(input_ids, bos_id=0)
+    positions = torch.ones_like(input_ids, dtype=torch.bool)
+    with torch.no_grad():
+        packed = heads.masked_lm_logits(model, input_ids, None, positions, document_ids=doc_ids)
+        alone = [model(input_ids=torch.tensor([d])).logits[0] for d in docs]
+    packed_rows = packed.view(*input_ids.shape, -1)
+    cursor = {0: 0, 1: 0}
+    checked = 0
+    for row in range(2):
+        for doc in docs[:3] if row == 0 else docs[3:]:
+            start = cursor[row]
+            torch.testing.assert_close(
+                packed_rows[row, start : start + len(doc)],
+                alone[docs.index(doc)],
+                atol=1e-5,
+                rtol=0,
+            )
+            cursor[row] += len(doc)
+            checked += 1
+    assert checked == 5
+    # The same block without document_ids mixes the documents: the logits differ.
+    with torch.no_grad():
+        mixed = heads.masked_lm_logits(model, input_ids, None, positions)
+    assert (mixed - packed).abs().max() > 1e-3
+
+
+def test_position_offsets_follow_the_model_family():
+    assert heads.position_offset(_prelayernorm()) == 2  # RoBERTa: padding_idx + 1
+    assert heads.position_offset(_bert()) == 0
+
+
+def test_isolated_documents_need_a_model_that_takes_positions():
+    from distilnlu.errors import ModelError
+
+    class NoPositions(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None, **kwargs):
+            raise AssertionError("must not be called")
+
+    input_ids, attention_mask, positions = _inputs()
+    with pytest.raises(ModelError, match="packing: concatenated"):
+        heads.masked_lm_logits(
+            NoPositions(), input_ids, attention_mask, positions, document_ids=attention_mask
+        )

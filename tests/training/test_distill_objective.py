@@ -30,8 +30,12 @@ def make(loss=None, top_k=0):
         hidden = HiddenStateLoss(32, 64, uniform_layer_map(2, 2))
     student = DistillStudent(build_model("tiny", V), hidden)
     objective = DistillObjective(
-        Tok(), MaskingConfig(), loss, TeacherSchedule([Phase("t")]),
-        lambda ref, device: teacher, cache_top_k=top_k,
+        Tok(),
+        MaskingConfig(),
+        loss,
+        TeacherSchedule([Phase("t")]),
+        lambda ref, device: teacher,
+        cache_top_k=top_k,
     )
     return objective, student, calls
 

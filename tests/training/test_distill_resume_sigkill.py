@@ -18,8 +18,15 @@ def distill_stage(teachers):
         "model": "tiny",
         "teachers": [{"model": teachers[0], "until_step": SWITCH}, {"model": teachers[1]}],
         "data": {"domain": 1.0},
-        "training": {"max_steps": STEPS, "batch_size": 16, "seq_len": 64, "lr": 2e-3,
-                     "checkpoint_every": 5, "eval_every": 1000, "shuffle_buffer": 8},
+        "training": {
+            "max_steps": STEPS,
+            "batch_size": 16,
+            "seq_len": 64,
+            "lr": 2e-3,
+            "checkpoint_every": 5,
+            "eval_every": 1000,
+            "shuffle_buffer": 8,
+        },
     }
 
 

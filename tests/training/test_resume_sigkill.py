@@ -18,8 +18,9 @@ def recipe(tmp_path, name, tokenizer_dir=None):
     raw = json.loads(json.dumps(TINY_RECIPE))
     raw["name"], raw["output_dir"] = name, str(tmp_path / "runs")
     stage = raw["stages"]["teacher_stage1"]
-    stage["training"].update(max_steps=STEPS, batch_size=16, seq_len=64, checkpoint_every=10,
-                             eval_every=1000)
+    stage["training"].update(
+        max_steps=STEPS, batch_size=16, seq_len=64, checkpoint_every=10, eval_every=1000
+    )
     stage["eval"] = {"corpora": []}
     if tokenizer_dir:  # share one tokenizer so both runs see the same ids
         del raw["stages"]["tokenizer"]
@@ -33,7 +34,9 @@ def recipe(tmp_path, name, tokenizer_dir=None):
 def start(path):
     return subprocess.Popen(
         [sys.executable, "-m", "distilnlu", "run", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

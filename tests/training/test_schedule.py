@@ -42,9 +42,7 @@ def test_nan_validation_loss_counts_as_no_improvement():
 
 
 def test_step_budget_switch_and_state_round_trip():
-    schedule = TeacherSchedule(
-        [Phase("a", until_step=5), Phase("b", until_step=9), Phase("c")]
-    )
+    schedule = TeacherSchedule([Phase("a", until_step=5), Phase("b", until_step=9), Phase("c")])
     fired = [s for s in range(1, 20) if schedule.after_step(s)]
     assert fired == [5, 9]
     assert [s.to_teacher for s in schedule.switches] == ["b", "c"]

@@ -50,5 +50,8 @@ def test_stable_presets_untie_and_scale_embeddings():
     assert torch.count_nonzero(word[1]) == 0  # the padding row stays zero
     counted = sum(p.numel() for p in model.parameters())
     assert estimate_parameters("demo-student", 300)["total"] == counted
-    assert math.isclose(build_model("tiny", 300).base_model.embeddings.word_embeddings.weight.std()
-                        .item(), 0.02, rel_tol=0.2)  # default presets keep HF's init
+    assert math.isclose(
+        build_model("tiny", 300).base_model.embeddings.word_embeddings.weight.std().item(),
+        0.02,
+        rel_tol=0.2,
+    )  # default presets keep HF's init
