@@ -1,7 +1,10 @@
 """Wall time of one optimizer step: student MLM vs. our distillation vs. a naive distillation.
 
 Four variants run on the same batches (random token ids in ``[5, V)``, 15% of them selected by
-``MLMObjective.prepare``), each with its own copy of the same initial student and its own AdamW:
+``MLMObjective.prepare``), each with its own copy of the same initial student and its own AdamW.
+With ``--packing isolated`` (the default, as the stages run) each row packs utterance-sized
+documents of 8-16 ids framed ``<s> … </s>`` and every variant attends within documents only;
+``--packing concatenated`` gives rows of one long document.
 
 (a) ``student_mlm``: :class:`~distilnlu.training.objectives.MLMObjective` on the student (LM head
     on the masked rows only), forward + backward + AdamW step.
@@ -44,7 +47,7 @@ from torch import nn
 
 from distilnlu.config import DistillLossConfig
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.modeling.heads import masked_lm_forward
+from distilnlu.modeling.heads import document_inputs, masked_lm_forward
 from distilnlu.modeling.presets import build_model, count_parameters, resolve_shape
 from distilnlu.training.distill import DistillObjective, DistillStudent
 from distilnlu.training.objectives import MLMObjective
@@ -67,8 +70,10 @@ LABELS = {
 class StandInTokenizer:
     """The few tokenizer attributes MLMObjective / DistillObjective read (no whole-word masking)."""
 
-    mask_token_id = 4
+    bos_token_id = 0
     pad_token_id = 1
+    eos_token_id = 2
+    mask_token_id = 4
     all_special_ids = (0, 1, 2, 3, 4)
 
     def __init__(self, vocab_size: int) -> None:
@@ -85,6 +90,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32, help="batch size B")
     parser.add_argument("--teacher", default="demo-teacher", help="teacher preset")
     parser.add_argument("--student", default="demo-student", help="student preset")
+    parser.add_argument(
+        "--packing",
+        choices=("isolated", "concatenated"),
+        default="isolated",
+        help="documents per row attend only to themselves (isolated) or to the whole row",
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
     parser.add_argument(
@@ -99,14 +110,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _row(generator: torch.Generator, seq_len: int, vocab: int, isolate: bool) -> torch.Tensor:
+    """One packed row: utterance-sized ``<s> … </s>`` documents (isolate) or plain ids."""
+    if not isolate:
+        return torch.randint(FIRST_ORDINARY_ID, vocab, (seq_len,), generator=generator)
+    row: list[int] = []
+    while len(row) < seq_len:
+        length = int(torch.randint(8, 17, (1,), generator=generator))
+        body = torch.randint(FIRST_ORDINARY_ID, vocab, (length,), generator=generator).tolist()
+        row += [StandInTokenizer.bos_token_id, *body, StandInTokenizer.eos_token_id]
+    return torch.tensor(row[:seq_len])
+
+
 def make_batches(
     objective: MLMObjective, count: int, batch: int, seq_len: int, vocab: int
 ) -> list[Batch]:
     """``count`` masked batches of random ordinary token ids (no padding)."""
     generator = torch.Generator().manual_seed(0)
+    isolate = objective.bos_id is not None
     batches = []
     for i in range(count):
-        ids = torch.randint(FIRST_ORDINARY_ID, vocab, (batch, seq_len), generator=generator)
+        ids = torch.stack([_row(generator, seq_len, vocab, isolate) for _ in range(batch)])
         batches.append(objective.prepare(ids, batch_seed=i))
     return batches
 
@@ -122,9 +146,9 @@ def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
     return float(loss.detach())
 
 
-def make_student_mlm_step(student: nn.Module, tokenizer: StandInTokenizer) -> StepFn:
+def make_student_mlm_step(student: nn.Module, tokenizer: StandInTokenizer, isolate: bool) -> StepFn:
     """(a) MLMObjective (masked-only LM head) + backward + AdamW on the student."""
-    objective = MLMObjective(tokenizer, MaskingConfig())
+    objective = MLMObjective(tokenizer, MaskingConfig(), isolate)
     optimizer = _optimizer(student)
     student.train()
 
@@ -135,7 +159,11 @@ def make_student_mlm_step(student: nn.Module, tokenizer: StandInTokenizer) -> St
 
 
 def make_distill_step(
-    student: nn.Module, teacher: nn.Module, tokenizer: StandInTokenizer, loss: DistillLossConfig
+    student: nn.Module,
+    teacher: nn.Module,
+    tokenizer: StandInTokenizer,
+    loss: DistillLossConfig,
+    isolate: bool,
 ) -> StepFn:
     """(b) DistillObjective + DistillStudent (masked-only heads, teacher in inference mode)."""
     objective = DistillObjective(
@@ -144,6 +172,7 @@ def make_distill_step(
         loss,
         TeacherSchedule([Phase(teacher="teacher")]),
         load_teacher=lambda _ref, _device: teacher,
+        isolate_documents=isolate,
     )
     model = DistillStudent(student)
     optimizer = _optimizer(model)
@@ -181,9 +210,13 @@ def make_naive_distill_step(
 
     def step(batch: Batch) -> float:
         ids, mask = batch["input_ids"], batch["attention_mask"]
+        inputs: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": mask}
+        if "document_ids" in batch:  # the same attention as (b): within documents only
+            attention, positions = document_inputs(student, batch["document_ids"], mask)
+            inputs.update(attention_mask=attention, position_ids=positions)
         with torch.no_grad():
-            teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits
-        student_logits = student(input_ids=ids, attention_mask=mask).logits
+            teacher_logits = teacher(**inputs).logits
+        student_logits = student(**inputs).logits
         total = naive_distill_loss(student_logits, teacher_logits, batch["labels"], mask, loss)
         return _update(total, optimizer)
 
@@ -196,7 +229,13 @@ def make_teacher_forward_step(teacher: nn.Module) -> StepFn:
     def step(batch: Batch) -> None:
         positions = batch["labels"] != -100
         with torch.inference_mode():
-            masked_lm_forward(teacher, batch["input_ids"], batch["attention_mask"], positions)
+            masked_lm_forward(
+                teacher,
+                batch["input_ids"],
+                batch["attention_mask"],
+                positions,
+                document_ids=batch.get("document_ids"),
+            )
 
     return step
 
@@ -242,6 +281,7 @@ def summarise(
         "shapes": {
             "vocab": args.vocab,
             "seq_len": args.seq_len,
+            "packing": args.packing,
             "batch": args.batch,
             "masked_tokens_per_batch": masked_mean,
             "teacher": args.teacher,
@@ -260,7 +300,7 @@ def print_report(result: dict[str, Any]) -> None:
     s = result["shapes"]
     print(
         f"V={s['vocab']} T={s['seq_len']} B={s['batch']} "
-        f"(~{s['masked_tokens_per_batch']:.0f} masked tokens/batch); "
+        f"(~{s['masked_tokens_per_batch']:.0f} masked tokens/batch, {s['packing']} packing); "
         f"teacher {s['teacher']} ({s['teacher_params'] / 1e6:.2f}M), "
         f"student {s['student']} ({s['student_params'] / 1e6:.2f}M); "
         f"torch {result['torch']}, {result['threads']} threads, "
@@ -293,15 +333,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     teacher.eval().requires_grad_(False)
     student = build_model(resolve_shape(args.student), args.vocab)
     loss = DistillLossConfig()
+    isolate = args.packing == "isolated"
 
     steps: dict[str, StepFn] = {
-        "student_mlm": make_student_mlm_step(copy.deepcopy(student), tokenizer),
-        "distill": make_distill_step(copy.deepcopy(student), teacher, tokenizer, loss),
+        "student_mlm": make_student_mlm_step(copy.deepcopy(student), tokenizer, isolate),
+        "distill": make_distill_step(copy.deepcopy(student), teacher, tokenizer, loss, isolate),
         "naive_distill": make_naive_distill_step(copy.deepcopy(student), teacher, loss),
         "teacher_forward": make_teacher_forward_step(teacher),
     }
     batches = make_batches(
-        MLMObjective(tokenizer, MaskingConfig()),
+        MLMObjective(tokenizer, MaskingConfig(), isolate),
         min(8, args.warmup + args.steps),
         args.batch,
         args.seq_len,

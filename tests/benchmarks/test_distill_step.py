@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_step.py"
 VARIANTS = ("student_mlm", "distill", "naive_distill", "teacher_forward")
 
@@ -19,9 +21,11 @@ def _load_benchmark():
     return module
 
 
-def test_distill_step_benchmark_tiny(tmp_path, capsys):
+@pytest.mark.parametrize("packing", ["isolated", "concatenated"])
+def test_distill_step_benchmark_tiny(tmp_path, capsys, packing):
     out = tmp_path / "result.json"
-    argv = ["--vocab", "500", "--seq-len", "16", "--batch", "4", "--teacher", "tiny-64"]
+    argv = ["--vocab", "500", "--seq-len", "40", "--batch", "4", "--teacher", "tiny-64"]
+    argv += ["--packing", packing]
     argv += ["--student", "tiny", "--steps", "2", "--warmup", "1", "--json", str(out)]
     result = _load_benchmark().main(argv)
 
@@ -36,6 +40,7 @@ def test_distill_step_benchmark_tiny(tmp_path, capsys):
         assert math.isfinite(result[key]) and result[key] > 0
     assert set(result["targets"]) == {"b_le_1.2x_a_plus_d", "c_over_b_ge_2"}
     assert result["shapes"]["vocab"] == 500 and result["shapes"]["batch"] == 4
+    assert result["shapes"]["packing"] == packing
     for name in ("student_mlm", "distill", "naive_distill"):
         assert math.isfinite(result["final_loss"][name])
 
