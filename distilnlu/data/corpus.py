@@ -17,7 +17,12 @@ from itertools import islice
 import torch
 
 from distilnlu.config import CorpusConfig, DataConfig
-from distilnlu.data.mixing import mix_languages, source_size, temperature_weights
+from distilnlu.data.mixing import (
+    mix_by_text_share,
+    mix_languages,
+    source_size,
+    temperature_weights,
+)
 from distilnlu.data.sources import Document, SourceStats, iter_documents, normalize_language
 from distilnlu.data.spoken import to_spoken
 from distilnlu.errors import DataError
@@ -66,13 +71,16 @@ def apply_spoken_share(docs: Iterable[Document], share: float, seed: int) -> Ite
 def mixed_documents(
     data: DataConfig, weights: dict[str, float], seed: int, stats: SourceStats | None = None
 ) -> Iterator[Document]:
-    """Endless documents from several corpora, drawn in proportion to ``weights``."""
-    total = sum(weights.values())
+    """Endless documents from several corpora; ``weights`` are shares of the text (characters).
+
+    Shares of text rather than of documents, because a stage mixes corpora whose documents differ
+    in length by orders of magnitude (see :func:`~distilnlu.data.mixing.mix_by_text_share`).
+    """
     streams: dict[str, Callable[[], Iterator[Document]]] = {
         name: partial(corpus_documents, data.corpora[name], data, seed + i, stats)
         for i, name in enumerate(weights)
     }
-    return mix_languages(streams, {k: w / total for k, w in weights.items()}, seed)
+    return mix_by_text_share(streams, weights)
 
 
 def pack(

@@ -8,6 +8,11 @@ uniform, the default 0.3 up-samples small languages.
 :func:`mix_languages` turns one restartable stream per language into a single infinite,
 seed-deterministic stream: each draw picks a language by weight and takes its next document; a
 language whose stream runs out starts a new epoch of it.
+
+:func:`mix_by_text_share` mixes a stage's corpora (``data: {domain: 0.8, public: 0.2}``) so that
+the weights are shares of the *text*, not of the documents: an assistant utterance is ~9 tokens and
+a Wikipedia article thousands, so drawing documents 80/20 would give the articles over 99% of the
+tokens.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ from distilnlu.data.sources import (
 )
 from distilnlu.errors import DataError
 
-__all__ = ["SYNTHETIC_BYTES_PER_DOC", "mix_languages", "source_size", "temperature_weights"]
+__all__ = [
+    "SYNTHETIC_BYTES_PER_DOC",
+    "mix_by_text_share",
+    "mix_languages",
+    "source_size",
+    "temperature_weights",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +112,44 @@ def mix_languages(
     new epoch). A stream that yields nothing at all raises DataError, as it could never supply a
     document.
     """
+    _check_weights(streams, weights)
+    languages = sorted(streams)  # independent of the mappings' insertion order
+    cumulative = list(itertools.accumulate(weights[lang] for lang in languages))
+    rng = random.Random(seed)
+    last = len(languages) - 1
+
+    def choose() -> str:
+        draw = rng.random() * cumulative[-1]
+        return languages[min(bisect.bisect_right(cumulative, draw), last)]
+
+    return _mix(streams, choose)
+
+
+def mix_by_text_share(
+    streams: Mapping[str, Callable[[], Iterator[Document]]], weights: Mapping[str, float]
+) -> Iterator[Document]:
+    """An infinite stream in which each stream's share of the characters follows ``weights``.
+
+    Deterministic: the next document comes from the stream furthest below its share (ties by
+    name), so at any point every share is within one document of its target. Streams restart
+    when they end (epochs), as in :func:`mix_languages`.
+    """
+    _check_weights(streams, weights)
+    names = sorted(name for name in streams if weights[name] > 0)
+    emitted = dict.fromkeys(names, 0)
+
+    def choose() -> str:
+        return min(names, key=lambda name: (emitted[name] / weights[name], name))
+
+    def count(name: str, document: Document) -> None:
+        emitted[name] += max(len(document.text), 1)
+
+    return _mix(streams, choose, count)
+
+
+def _check_weights(
+    streams: Mapping[str, Callable[[], Iterator[Document]]], weights: Mapping[str, float]
+) -> None:
     if not streams:
         raise DataError("no language streams to mix")
     if set(weights) != set(streams):
@@ -113,28 +162,20 @@ def mix_languages(
     for lang, weight in weights.items():
         if not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"weight of {lang!r} must be a finite number >= 0, got {weight!r}")
-    languages = sorted(streams)  # independent of the mappings' insertion order
-    cumulative = list(itertools.accumulate(weights[lang] for lang in languages))
-    if cumulative[-1] <= 0:
+    if sum(weights.values()) <= 0:
         raise ValueError("at least one language weight must be positive")
-    return _mix(streams, languages, cumulative, seed)
 
 
 def _mix(
     streams: Mapping[str, Callable[[], Iterator[Document]]],
-    languages: list[str],
-    cumulative: list[float],
-    seed: int,
+    choose: Callable[[], str],
+    on_document: Callable[[str, Document], None] | None = None,
 ) -> Iterator[Document]:
-    rng = random.Random(seed)
-    total = cumulative[-1]
-    last = len(languages) - 1
     iterators: dict[str, Iterator[Document]] = {}
-    epochs: dict[str, int] = dict.fromkeys(languages, 0)
+    epochs: dict[str, int] = dict.fromkeys(streams, 0)
     try:
         while True:
-            index = min(bisect.bisect_right(cumulative, rng.random() * total), last)
-            lang = languages[index]
+            lang = choose()
             iterator = iterators.get(lang)
             document = next(iterator, _END) if iterator is not None else _END
             if document is _END:
@@ -142,12 +183,14 @@ def _mix(
                     _close(iterator)
                 epochs[lang] += 1
                 if epochs[lang] > 1:
-                    logger.debug("language %r: stream ended, starting epoch %d", lang, epochs[lang])
+                    logger.debug("stream %r ended, starting epoch %d", lang, epochs[lang])
                 iterator = iter(streams[lang]())
                 iterators[lang] = iterator
                 document = next(iterator, _END)
                 if document is _END:
                     raise DataError(f"the document stream for language {lang!r} yielded nothing")
+            if on_document is not None:
+                on_document(lang, document)
             yield document
     finally:
         for iterator in iterators.values():

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from distilnlu.data.mixing import mix_languages, source_size, temperature_weights
+from distilnlu.data.mixing import (
+    mix_by_text_share,
+    mix_languages,
+    source_size,
+    temperature_weights,
+)
 from distilnlu.data.sources import Document, SourceConfig, iter_documents
 from distilnlu.errors import DataError
 
@@ -196,3 +201,51 @@ def test_mixing_real_sources_with_epochs(tmp_path: Path) -> None:
     docs = list(itertools.islice(mix_languages(streams, weights, seed=0), 100))
     assert {d.language for d in docs} == {"en", "de"}
     assert {d.text for d in docs} == {"one", "two", "three", "eins", "zwei"}
+
+
+# ----------------------------------------------------------------------------- mix_by_text_share
+
+
+def sized_stream(name: str, length: int, n: int = 7):
+    """``n`` documents of ``length`` characters each (the name, padded)."""
+
+    def factory() -> Iterator[Document]:
+        return (Document(f"{name}{i}".ljust(length, "."), name) for i in range(n))
+
+    return factory
+
+
+def test_weights_are_shares_of_the_text_not_of_the_documents() -> None:
+    # Short utterances (10 chars) and long articles (1,000 chars), 80/20 by text.
+    streams = {"domain": sized_stream("domain", 10), "public": sized_stream("public", 1000)}
+    mixed = mix_by_text_share(streams, {"domain": 0.8, "public": 0.2})
+    chars: collections.Counter = collections.Counter()
+    for document in itertools.islice(mixed, 5000):
+        chars[document.language] += len(document.text)
+        total = chars["domain"] + chars["public"]
+        # Always within one (long) document of the target share.
+        assert abs(chars["domain"] - 0.8 * total) <= 1000
+    assert chars["domain"] / (chars["domain"] + chars["public"]) == pytest.approx(0.8, abs=0.01)
+
+
+def test_text_share_mixing_restarts_streams_and_skips_zero_weights() -> None:
+    calls: collections.Counter = collections.Counter()
+    streams = {"a": make_stream("a", 2, calls), "b": make_stream("b", 3, calls)}
+    streams["z"] = make_stream("z", 3, calls)
+    docs = list(itertools.islice(mix_by_text_share(streams, {"a": 1, "b": 1, "z": 0}), 60))
+    assert calls["z"] == 0
+    a_texts = [d.text for d in docs if d.language == "a"]
+    assert a_texts == [f"a-{i % 2}" for i in range(len(a_texts))]  # epoch after epoch
+    assert calls["a"] == -(-len(a_texts) // 2)
+    # Same-length documents and equal weights: the two streams alternate.
+    assert [d.language for d in docs[:6]] == ["a", "b", "a", "b", "a", "b"]
+
+
+def test_text_share_mixing_checks_weights() -> None:
+    streams = {"a": make_stream("a", 2)}
+    with pytest.raises(ValueError, match="at least one"):
+        mix_by_text_share(streams, {"a": 0.0})
+    with pytest.raises(ValueError, match="no weight"):
+        mix_by_text_share({"a": make_stream("a", 2), "b": make_stream("b", 2)}, {"a": 1.0})
+    with pytest.raises(DataError, match="yielded nothing"):
+        next(mix_by_text_share({"a": make_stream("a", 0)}, {"a": 1.0}))
