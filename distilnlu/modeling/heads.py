@@ -21,6 +21,7 @@ selected positions.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -153,6 +154,12 @@ def document_inputs(
     return allowed[:, None], positions
 
 
+@functools.cache
+def _takes_position_ids(model_class: type) -> bool:
+    # Cached per class: this is asked on every training step.
+    return "position_ids" in inspect.signature(model_class.forward).parameters
+
+
 def _model_inputs(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -162,7 +169,7 @@ def _model_inputs(
     """Keyword inputs of the encoder: plain, or with the per-document mask and positions."""
     if document_ids is None:
         return {"input_ids": input_ids, "attention_mask": attention_mask}
-    if "position_ids" not in inspect.signature(_unwrap(model).forward).parameters:
+    if not _takes_position_ids(type(_unwrap(model))):
         raise ModelError(
             f"{type(_unwrap(model)).__name__} takes no position_ids, so packed documents cannot"
             " be isolated; set training.packing: concatenated"
