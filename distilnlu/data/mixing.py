@@ -188,7 +188,7 @@ def _mix(
                 iterators[lang] = iterator
                 document = next(iterator, _END)
                 if document is _END:
-                    raise DataError(f"the document stream for language {lang!r} yielded nothing")
+                    raise DataError(f"the document stream {lang!r} yielded nothing")
             if on_document is not None:
                 on_document(lang, document)
             yield document
