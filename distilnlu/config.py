@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distilnlu.data.masking import MaskingConfig
+from distilnlu.data.nlu import LabeledSetConfig
 from distilnlu.data.sources import SourceConfig
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.presets import ModelShape
@@ -47,6 +48,10 @@ class DataConfig(StrictModel):
         0.3, ge=0.0, le=1.0, description="Language temperature: p ∝ n^alpha (1 = proportional)."
     )
     corpora: dict[str, CorpusConfig] = Field(description="Named corpora that stages refer to.")
+    labeled: dict[str, LabeledSetConfig] = Field(
+        default_factory=dict,
+        description="Named labeled sets (splits) for fine-tuning and evaluation.",
+    )
 
 
 class TrainingConfig(StrictModel):
@@ -253,7 +258,68 @@ class DistillStage(_TrainingStage):
         return self.loss.monitor or (self.eval.corpora[0] if self.eval.corpora else None)
 
 
-Stage = Annotated[TokenizerStage | PretrainStage | DistillStage, Field(discriminator="kind")]
+class FinetuneStage(StrictModel):
+    """Fine-tune every listed encoder on labeled data and evaluate it (DESIGN.md §2, §5, §6).
+
+    Each model × encoder mode gets its own folder ``<stage>/<model>[-frozen]/`` (encoder, heads,
+    label maps, tokenizer, metrics); the stage's ``metrics.json`` collects them for the report.
+    """
+
+    kind: Literal["finetune"]
+    task: Literal["intent_slot", "pair"] = Field(
+        "intent_slot", description="Joint intent + slot model, or sentence-pair classification."
+    )
+    models: list[str] = Field(
+        min_length=1, description="Encoders to fine-tune: stage names, local folders or hub ids."
+    )
+    encoder: list[Literal["full", "frozen"]] = Field(
+        ["full"], min_length=1, description="Train the whole model, only the heads, or both."
+    )
+    baseline: str | None = Field(
+        None, description="The model (one of `models`) that relative errors are measured against."
+    )
+    train: str = Field(description="Labeled set (data.labeled) to train on.")
+    dev: str = Field(description="Labeled set for evaluation during training and early stopping.")
+    test: list[str] = Field(
+        default_factory=list,
+        description="Labeled sets scored with the best checkpoint; the first is the primary one.",
+    )
+    lm_corpus: str | None = Field(
+        None, description="Held-out corpus for each encoder's perplexity and mask-filling accuracy."
+    )
+    lm_max_texts: int = Field(300, gt=0, description="Texts of lm_corpus scored per encoder.")
+    max_length: int = Field(64, ge=8, description="Tokens per utterance (pair) incl. specials.")
+    pooling: Literal["mean", "cls"] = Field(
+        "mean", description="Sentence vector for the intent/pair head: mean of tokens or <s>."
+    )
+    slot_weight: float = Field(1.0, ge=0.0, description="Weight of the slot loss (intent: 1).")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the heads.")
+    patience: int = Field(5, ge=1, description="Evaluations without dev improvement = stop.")
+    frozen_lr: float | None = Field(
+        None, gt=0, description="Learning rate of head-only training (default: training.lr)."
+    )
+    eval_batch_size: int = Field(64, gt=0, description="Batch size of evaluation.")
+    latency_texts: int = Field(
+        100, ge=0, description="Dev utterances timed one by one on one thread (0: skip)."
+    )
+    training: TrainingConfig
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FinetuneStage:
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("`models` lists a model twice")
+        if self.baseline is not None and self.baseline not in self.models:
+            raise ValueError(f"baseline '{self.baseline}' is not one of `models`")
+        return self
+
+    @property
+    def labeled_sets(self) -> list[str]:
+        return list(dict.fromkeys([self.train, self.dev, *self.test]))
+
+
+Stage = Annotated[
+    TokenizerStage | PretrainStage | DistillStage | FinetuneStage, Field(discriminator="kind")
+]
 
 
 class Recipe(StrictModel):
@@ -278,7 +344,29 @@ class Recipe(StrictModel):
             for ref in _stage_refs(stage):
                 if ref in self.stages and names.index(ref) >= i:
                     raise ValueError(f"stage '{name}' uses stage '{ref}', which runs after it")
+            if isinstance(stage, FinetuneStage):
+                self._check_finetune(name, stage)
         return self
+
+    def _check_finetune(self, name: str, stage: FinetuneStage) -> None:
+        for ref in stage.models:
+            if ref in self.stages and not isinstance(
+                self.stages[ref], PretrainStage | DistillStage
+            ):
+                raise ValueError(f"stage '{name}' fine-tunes '{ref}', which trains no encoder")
+        for set_name in stage.labeled_sets:
+            labeled = self.data.labeled.get(set_name)
+            if labeled is None:
+                known = ", ".join(self.data.labeled) or "none"
+                raise ValueError(
+                    f"stage '{name}' uses labeled set '{set_name}', which data.labeled does not"
+                    f" define (known: {known})"
+                )
+            if labeled.task != stage.task:
+                raise ValueError(
+                    f"stage '{name}' (task {stage.task}) uses labeled set '{set_name}', which"
+                    f" holds {labeled.task} data"
+                )
 
     @property
     def run_dir(self) -> Path:
@@ -304,17 +392,25 @@ class Recipe(StrictModel):
             "seed": self.seed,
             "upstream": {u: self.stage_hash(u) for u in self.upstream(name)},
         }
+        if isinstance(stage, FinetuneStage):  # only here, so other stages' hashes stay as they were
+            payload["labeled"] = {
+                s: self.data.labeled[s].model_dump(mode="json") for s in stage.labeled_sets
+            }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _corpora_of(stage: TokenizerStage | PretrainStage | DistillStage) -> list[str]:
+def _corpora_of(stage: TokenizerStage | PretrainStage | DistillStage | FinetuneStage) -> list[str]:
     if isinstance(stage, TokenizerStage):
         return [*stage.corpora, *stage.report_corpora]
+    if isinstance(stage, FinetuneStage):
+        return [stage.lm_corpus] if stage.lm_corpus else []
     return [*stage.data, *stage.eval.corpora]
 
 
-def _stage_refs(stage: TokenizerStage | PretrainStage | DistillStage) -> list[str]:
+def _stage_refs(stage: TokenizerStage | PretrainStage | DistillStage | FinetuneStage) -> list[str]:
+    if isinstance(stage, FinetuneStage):
+        return list(stage.models)
     if isinstance(stage, PretrainStage):
         return [r for r in (stage.init, stage.tokenizer) if r]
     if isinstance(stage, DistillStage):
@@ -367,7 +463,16 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 def _is_union_tag(part: Any) -> bool:
     # Discriminated unions add the tag ('pretrain', 'tokenizer') to error locations.
-    return part in ("pretrain", "tokenizer", "TokenizerStage", "PretrainStage")
+    return part in (
+        "pretrain",
+        "tokenizer",
+        "distill",
+        "finetune",
+        "TokenizerStage",
+        "PretrainStage",
+        "DistillStage",
+        "FinetuneStage",
+    )
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -18,7 +18,15 @@ from typing import Any
 import torch
 from transformers import set_seed
 
-from distilnlu.config import DistillStage, PretrainStage, Recipe, TokenizerStage, dump_recipe
+from distilnlu.config import (
+    DistillStage,
+    EvalConfig,
+    FinetuneStage,
+    PretrainStage,
+    Recipe,
+    TokenizerStage,
+    dump_recipe,
+)
 from distilnlu.data.corpus import (
     apply_spoken_share,
     first_documents,
@@ -162,21 +170,17 @@ def make_evaluator(
     }
 
     def evaluate(model: torch.nn.Module) -> dict[str, Any]:
-        return {c: score_texts(model, tokenizer, items, stage) for c, items in sets.items()}
+        return {c: score_texts(model, tokenizer, items, stage.eval) for c, items in sets.items()}
 
     return evaluate
 
 
-def score_texts(
-    model, tokenizer, items: list[tuple[str, str]], stage: PretrainStage | DistillStage
-) -> dict:
+def score_texts(model, tokenizer, items: list[tuple[str, str]], cfg: EvalConfig) -> dict:
     """Perplexity and mask-filling accuracy; per language, pooled when there are several."""
     by_lang: dict[str, list[str]] = defaultdict(list)
     for text, lang in items:
         by_lang[lang].append(text)
-    kwargs = dict(
-        max_length=stage.eval.max_length, batch_size=stage.eval.batch_size, seed=stage.eval.seed
-    )
+    kwargs = dict(max_length=cfg.max_length, batch_size=cfg.batch_size, seed=cfg.seed)
     results = {
         lang: evaluate_lm(model, tokenizer, texts, language=lang, **kwargs)
         for lang, texts in by_lang.items()
@@ -271,4 +275,8 @@ def run_stage(recipe: Recipe, name: str, stage_hash: str) -> dict[str, Any]:
         from distilnlu.distill_stage import run_distill
 
         return run_distill(recipe, name, out_dir, stage_hash)
+    if isinstance(stage, FinetuneStage):
+        from distilnlu.finetune_stage import run_finetune
+
+        return run_finetune(recipe, name, out_dir, stage_hash)
     return run_pretrain(recipe, name, out_dir, stage_hash)

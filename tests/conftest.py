@@ -75,3 +75,27 @@ def tiny_recipe_file(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A small Unigram tokenizer trained on the built-in assistant utterances."""
+    from distilnlu.data.synthetic import domain_utterances, labeled_examples
+    from distilnlu.tokenization import train_tokenizer
+
+    texts = domain_utterances(400, seed=0) + [ex["text"] for ex in labeled_examples(200, seed=1)]
+    return train_tokenizer(texts, 300, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A saved, randomly initialised tiny masked LM with its tokenizer (an encoder to fine-tune)."""
+    import torch
+
+    from distilnlu.modeling.presets import build_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_mlm")
+    build_model("tiny", len(tiny_tokenizer)).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder

@@ -177,3 +177,64 @@ def test_distill_teacher_must_run_before_the_student(tiny_recipe_file):
 
     with pytest.raises(ConfigError, match="runs after it"):
         load_recipe(tiny_recipe_file(mutate))
+
+
+def _with_finetune(**changes):
+    def mutate(raw):
+        raw["data"]["labeled"] = {
+            "nlu_train": {"format": "synthetic", "num_examples": 50, "seed": 1},
+            "nlu_dev": {"format": "synthetic", "num_examples": 20, "seed": 2},
+            "pairs": {"format": "xnli_tsv", "path": "dev-en.tsv"},
+        }
+        stage = {
+            "kind": "finetune",
+            "models": ["teacher_stage1", "teacher_stage2"],
+            "train": "nlu_train",
+            "dev": "nlu_dev",
+            "test": ["nlu_dev"],
+            "training": {"max_steps": 5},
+        }
+        stage.update(changes)
+        raw["stages"]["finetune"] = stage
+
+    return mutate
+
+
+def test_a_valid_finetune_stage_loads(tiny_recipe_file):
+    recipe = load_recipe(tiny_recipe_file(_with_finetune(baseline="teacher_stage1")))
+    assert recipe.upstream("finetune") == ["teacher_stage1", "teacher_stage2"]
+    before = recipe.stage_hash("finetune")
+    changed = load_recipe(
+        tiny_recipe_file(_with_finetune()), ["data.labeled.nlu_train.num_examples=60"]
+    )
+    assert changed.stage_hash("finetune") != before  # labeled data is part of the hash
+    assert changed.stage_hash("teacher_stage2") == recipe.stage_hash("teacher_stage2")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train": "nope"}, "labeled set 'nope', which data.labeled does not define"),
+        ({"dev": "pairs"}, "holds pair data"),
+        ({"baseline": "final"}, "not one of `models`"),
+        ({"models": ["tokenizer"]}, "trains no encoder"),
+        ({"models": ["teacher_stage1", "teacher_stage1"]}, "lists a model twice"),
+        ({"encoder": ["partial"]}, "encoder"),
+        ({"lm_corpus": "nope"}, "corpus 'nope'"),
+        ({"pooling": "max"}, "pooling"),
+    ],
+)
+def test_finetune_stage_errors(tiny_recipe_file, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(tiny_recipe_file(_with_finetune(**changes)))
+
+
+def test_finetune_must_come_after_its_models(tiny_recipe_file):
+    def mutate(raw):
+        _with_finetune()(raw)
+        stages = raw["stages"]
+        raw["stages"] = {"tokenizer": stages["tokenizer"], "finetune": stages["finetune"]}
+        raw["stages"].update({k: v for k, v in stages.items() if k not in raw["stages"]})
+
+    with pytest.raises(ConfigError, match="runs after it"):
+        load_recipe(tiny_recipe_file(mutate))

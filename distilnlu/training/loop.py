@@ -185,6 +185,8 @@ def train_loop(
             event = _hook(objective, "after_eval", state.step, state.last_eval)
             if event:
                 log.write({"step": state.step, **event})
+                if event.get("stop"):  # e.g. early stopping on a dev metric
+                    break
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
             extra = {**(state_extra or {}), "objective": _hook(objective, "state_dict")}
             _save(acc, out_dir, model, optimizer, scheduler, state, extra)

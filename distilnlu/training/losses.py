@@ -214,3 +214,47 @@ def mlm_and_soft_ce(
     """
     _check_same_vocabulary(student_logits, teacher_logits)
     return _MLMAndSoftCE.apply(student_logits, labels, teacher_logits)
+
+
+class IntentSlotLoss(nn.Module):
+    """Joint intent + slot loss: ``CE(intent) + slot_weight · CE(slots)`` (DESIGN.md §5).
+
+    Args:
+        intent_logits: ``[B, I]`` sentence scores.
+        intent_labels: ``[B]`` gold intent ids.
+        slot_logits: ``[B, T, S]`` per-token scores, or ``None`` (pair classification).
+        slot_labels: ``[B, T]`` gold tag ids at the first sub-token of each word, ``-100``
+            elsewhere (other sub-tokens, specials, padding).
+
+    Returns:
+        ``{"loss", "intent", "slots"}`` scalars (fp32); ``slots`` is the mean over labelled
+        tokens of the whole batch, so long utterances weigh more, as in token classification.
+    """
+
+    def __init__(self, slot_weight: float = 1.0) -> None:
+        super().__init__()
+        self.slot_weight = slot_weight
+
+    def forward(
+        self,
+        intent_logits: torch.Tensor,
+        intent_labels: torch.Tensor,
+        slot_logits: torch.Tensor | None = None,
+        slot_labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        intent = F.cross_entropy(intent_logits.float(), intent_labels)
+        if slot_logits is None:
+            return {"loss": intent, "intent": intent.detach()}
+        if slot_labels is None or slot_labels.shape != slot_logits.shape[:2]:
+            raise ValueError(
+                f"slot_labels must be [B, T] = {tuple(slot_logits.shape[:2])}, got"
+                f" {None if slot_labels is None else tuple(slot_labels.shape)}"
+            )
+        if (slot_labels != -100).any():
+            slots = F.cross_entropy(
+                slot_logits.flatten(0, 1).float(), slot_labels.flatten(), ignore_index=-100
+            )
+        else:  # a batch of slot-free utterances still trains the intent head
+            slots = slot_logits.sum() * 0.0
+        loss = intent + self.slot_weight * slots
+        return {"loss": loss, "intent": intent.detach(), "slots": slots.detach()}

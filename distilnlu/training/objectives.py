@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -11,14 +12,15 @@ from distilnlu.data.corpus import document_ids
 from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
 from distilnlu.modeling.heads import masked_lm_logits
 from distilnlu.tokenization import word_start_table
-from distilnlu.training.losses import MaskedLMLoss
+from distilnlu.training.losses import IntentSlotLoss, MaskedLMLoss
 
 
 class Objective(Protocol):
     """What the training loop needs from an objective.
 
     Optional extras, looked up with ``getattr`` by the loop: ``after_step(step)`` and
-    ``after_eval(step, evaluation)`` may return a dict that is logged (e.g. a teacher switch);
+    ``after_eval(step, evaluation)`` may return a dict that is logged (e.g. a teacher switch;
+    ``"stop": True`` in it ends training early);
     ``state_dict()`` / ``load_state_dict(state)`` carry the objective's own state (a teacher
     schedule) through checkpoints.
     """
@@ -81,3 +83,75 @@ class MLMObjective:
         )
         mlm = self.loss(logits, batch["labels"][positions])
         return {"loss": mlm, "mlm": mlm.detach()}
+
+
+class EarlyStopping:
+    """Best dev score so far and evaluations since it improved (checkpointed with the objective)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = -float("inf")
+        self.best_step = 0
+        self.since_best = 0
+
+    def update(self, step: int, score: float) -> bool:
+        """Record an evaluation; True when it is the best so far."""
+        if score > self.best:
+            self.best, self.best_step, self.since_best = score, step, 0
+            return True
+        self.since_best += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.since_best >= self.patience
+
+    def state_dict(self) -> dict[str, float | int]:
+        return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best}
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        self.best = float(state["best"])
+        self.best_step, self.since_best = int(state["best_step"]), int(state["since_best"])
+
+
+class ClassificationObjective:
+    """Fine-tuning: intent + slot (or pair-label) cross-entropy, stopping early on dev.
+
+    Batches come ready from :func:`distilnlu.data.finetune.training_batches`. After each
+    evaluation, ``score(evaluation["dev"])`` updates ``stopper``; an improvement calls
+    ``on_best(step)`` (the stage saves the best weights there), and once the score has not
+    improved for ``patience`` evaluations ``after_eval`` asks the loop to stop.
+    """
+
+    def __init__(
+        self,
+        slot_weight: float,
+        stopper: EarlyStopping,
+        score: Callable[[dict], float],
+        on_best: Callable[[int], None] | None = None,
+    ) -> None:
+        self.loss = IntentSlotLoss(slot_weight)
+        self.stopper, self.score, self.on_best = stopper, score, on_best
+
+    def prepare(self, batch: dict[str, torch.Tensor], batch_seed: int) -> dict[str, torch.Tensor]:
+        return batch
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        intent_logits, slot_logits = model(batch["input_ids"], batch["attention_mask"])
+        return self.loss(
+            intent_logits, batch["intent_labels"], slot_logits, batch.get("slot_labels")
+        )
+
+    def after_eval(self, step: int, evaluation: dict) -> dict | None:
+        if self.stopper.update(step, self.score(evaluation["dev"])) and self.on_best is not None:
+            self.on_best(step)
+        if not self.stopper.should_stop:
+            return None
+        best = {"best_step": self.stopper.best_step, "best": self.stopper.best}
+        return {"early_stop": best, "stop": True}
+
+    def state_dict(self) -> dict[str, float | int]:
+        return self.stopper.state_dict()
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        self.stopper.load_state_dict(state)

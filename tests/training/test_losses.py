@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -28,3 +29,40 @@ def test_masked_lm_loss_is_fp32_under_bf16_logits():
     logits = torch.randn(4, 9).to(torch.bfloat16)
     loss = MaskedLMLoss()(logits, torch.tensor([1, 2, 3, 4]))
     assert loss.dtype == torch.float32
+
+
+def test_intent_slot_loss_matches_a_plain_reference():
+    from distilnlu.training.losses import IntentSlotLoss
+
+    torch.manual_seed(0)
+    intent_logits, slot_logits = torch.randn(3, 4), torch.randn(3, 5, 6)
+    intent_labels = torch.tensor([0, 3, 1])
+    slot_labels = torch.full((3, 5), -100)
+    slot_labels[0, 1], slot_labels[0, 2], slot_labels[1, 1], slot_labels[2, 3] = 2, 0, 5, 1
+    out = IntentSlotLoss(slot_weight=0.5)(intent_logits, intent_labels, slot_logits, slot_labels)
+
+    def nll(scores: torch.Tensor, gold: int) -> float:
+        return float(-(scores[gold] - torch.logsumexp(scores, 0)))
+
+    intent = sum(nll(intent_logits[i], int(intent_labels[i])) for i in range(3)) / 3
+    pairs = [(b, t) for b in range(3) for t in range(5) if slot_labels[b, t] != -100]
+    slots = sum(nll(slot_logits[b, t], int(slot_labels[b, t])) for b, t in pairs) / len(pairs)
+    assert out["intent"].item() == pytest.approx(intent, rel=1e-5)
+    assert out["slots"].item() == pytest.approx(slots, rel=1e-5)
+    assert out["loss"].item() == pytest.approx(intent + 0.5 * slots, rel=1e-5)
+
+
+def test_intent_slot_loss_without_slot_labels_and_for_pairs():
+    from distilnlu.training.losses import IntentSlotLoss
+
+    intent_logits = torch.randn(2, 3, requires_grad=True)
+    slot_logits = torch.randn(2, 4, 5, requires_grad=True)
+    out = IntentSlotLoss()(
+        intent_logits, torch.tensor([0, 1]), slot_logits, torch.full((2, 4), -100)
+    )
+    assert out["slots"].item() == 0.0 and torch.isfinite(out["loss"])
+    out["loss"].backward()  # still differentiable: a slot-free batch trains the intent head
+    pair = IntentSlotLoss()(intent_logits, torch.tensor([2, 1]))
+    assert set(pair) == {"loss", "intent"}
+    with pytest.raises(ValueError, match="slot_labels"):
+        IntentSlotLoss()(intent_logits, torch.tensor([0, 1]), slot_logits, torch.zeros(2, 3))

@@ -1,0 +1,159 @@
+"""Run a fine-tuned model over labeled examples: predictions, metrics, latency (DESIGN.md §6).
+
+Used during training (dev evaluation for early stopping) and after it (test sets, report), so
+both see the same numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
+from distilnlu.data.nlu import NLUExample, PairExample
+from distilnlu.evaluation.nlu import nlu_metrics, pair_accuracy
+
+
+@contextmanager
+def _inference(model: nn.Module) -> Iterator[torch.device]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
+def predict(
+    model: nn.Module, items: Sequence[Encoded], batch_size: int, pad_id: int
+) -> tuple[list[int], list[float], list[list[int]]]:
+    """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated)."""
+    intents: list[int] = [0] * len(items)
+    confidence: list[float] = [0.0] * len(items)
+    word_tags: list[list[int]] = [[] for _ in items]
+    with _inference(model) as device:
+        for indices, batch in eval_batches(items, batch_size, pad_id):
+            intent_logits, slot_logits = model(
+                batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            )
+            probs = intent_logits.float().softmax(-1)
+            best = probs.max(-1)
+            tag_ids = slot_logits.argmax(-1).tolist() if slot_logits is not None else None
+            for row, i in enumerate(indices):
+                intents[i] = int(best.indices[row])
+                confidence[i] = float(best.values[row])
+                if tag_ids is not None:
+                    word_tags[i] = [tag_ids[row][s] if s >= 0 else -1 for s in items[i].word_starts]
+    return intents, confidence, word_tags
+
+
+def _majority(values: Sequence[str]) -> str:
+    return Counter(values).most_common(1)[0][0] if values else ""
+
+
+def evaluate_nlu(
+    model: nn.Module,
+    examples: Sequence[NLUExample],
+    tokenizer,
+    max_length: int,
+    batch_size: int = 64,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Intent accuracy, slot P/R/F1, exact match, SemER on ``examples``; and the predictions.
+
+    Gold labels the model has never seen simply count as errors.
+    """
+    labels = model.labels
+    items = encode_nlu(examples, tokenizer, labels, max_length)
+    intent_ids, confidence, tag_ids = predict(model, items, batch_size, tokenizer.pad_token_id)
+    pred_intents = [labels.intents[i] for i in intent_ids]
+    pred_tags = [[labels.slot_tags[t] if t >= 0 else "O" for t in row] for row in tag_ids]
+    metrics = nlu_metrics(
+        [ex.intent for ex in examples], pred_intents, [list(ex.tags) for ex in examples], pred_tags
+    )
+    metrics["language"] = _majority([ex.locale for ex in examples])
+    predictions = [
+        {
+            "id": ex.id,
+            "text": ex.text,
+            "intent": ex.intent,
+            "predicted_intent": pi,
+            "confidence": round(c, 4),
+            "tags": list(ex.tags),
+            "predicted_tags": pt,
+        }
+        for ex, pi, c, pt in zip(examples, pred_intents, confidence, pred_tags, strict=True)
+    ]
+    return metrics, predictions
+
+
+def evaluate_pairs(
+    model: nn.Module,
+    examples: Sequence[PairExample],
+    tokenizer,
+    max_length: int,
+    batch_size: int = 64,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pair accuracy (overall and per language) and the predictions."""
+    labels = model.labels
+    items = encode_pairs(examples, tokenizer, labels, max_length)
+    ids, confidence, _ = predict(model, items, batch_size, tokenizer.pad_token_id)
+    predicted = [labels.intents[i] for i in ids]
+    result = pair_accuracy(
+        [ex.label for ex in examples], predicted, [ex.language for ex in examples]
+    )
+    metrics = {"accuracy": result["accuracy"], "n": result["n"]}
+    metrics["language"] = _majority([ex.language for ex in examples])
+    predictions = [
+        {"id": ex.id, "label": ex.label, "predicted": p, "confidence": round(c, 4)}
+        for ex, p, c in zip(examples, predicted, confidence, strict=True)
+    ]
+    return metrics, predictions
+
+
+def evaluate_examples(model, examples, tokenizer, max_length: int, batch_size: int = 64):
+    """:func:`evaluate_nlu` or :func:`evaluate_pairs`, by the model's task."""
+    if model.task == "pair":
+        return evaluate_pairs(model, examples, tokenizer, max_length, batch_size)
+    return evaluate_nlu(model, examples, tokenizer, max_length, batch_size)
+
+
+def primary_score(metrics: dict[str, Any]) -> float:
+    """What early stopping maximises: exact match (intent + slots), or pair accuracy."""
+    return float(metrics["exact_match"] if "exact_match" in metrics else metrics["accuracy"])
+
+
+def latency_ms(
+    model: nn.Module,
+    tokenizer,
+    texts: Sequence[str | tuple[str, str]],
+    max_length: int,
+    warmup: int = 5,
+) -> dict[str, float]:
+    """p50/p99 milliseconds per utterance (or pair) at batch 1 on one CPU thread, tokenisation
+    included."""
+    if not texts:
+        return {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times = []
+    try:
+        with _inference(model) as device:
+            for k, text in enumerate([*texts[:warmup], *texts]):
+                start = time.perf_counter()
+                args = text if isinstance(text, tuple) else (text,)
+                enc = tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
+                model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+                if k >= warmup:
+                    times.append((time.perf_counter() - start) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+    cuts = statistics.quantiles(times, n=100, method="inclusive") if len(times) > 1 else times * 99
+    return {"p50": round(statistics.median(times), 3), "p99": round(cuts[98], 3), "n": len(times)}

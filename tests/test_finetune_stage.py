@@ -1,0 +1,161 @@
+"""The finetune stage end to end on tiny models: files, metrics, early stopping, resume, report."""
+
+import json
+
+import pytest
+
+from distilnlu.config import load_recipe
+from distilnlu.modeling.nlu import load_nlu_model
+from distilnlu.pipeline import run_recipe
+
+FINETUNE = {
+    "kind": "finetune",
+    "models": ["teacher_stage1", "teacher_stage2"],
+    "encoder": ["full", "frozen"],
+    "baseline": "teacher_stage1",
+    "train": "nlu_train",
+    "dev": "nlu_dev",
+    "test": ["nlu_test"],
+    "lm_corpus": "domain_dev",
+    "lm_max_texts": 20,
+    "max_length": 32,
+    "patience": 50,
+    "frozen_lr": 1e-2,
+    "latency_texts": 5,
+    "training": {"max_steps": 150, "batch_size": 16, "lr": 1e-2, "eval_every": 50},
+}
+
+
+def _with_finetune(raw, **changes):
+    raw["data"]["labeled"] = {
+        "nlu_train": {"format": "synthetic", "num_examples": 300, "seed": 1},
+        "nlu_dev": {"format": "synthetic", "num_examples": 60, "seed": 2},
+        "nlu_test": {"format": "synthetic", "num_examples": 60, "seed": 3},
+    }
+    raw["stages"]["finetune"] = {**FINETUNE, **changes}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    import yaml
+
+    from tests.conftest import TINY_RECIPE
+
+    raw = json.loads(json.dumps(TINY_RECIPE))
+    tmp = tmp_path_factory.mktemp("ft")
+    raw["output_dir"] = str(tmp / "runs")
+    _with_finetune(raw)
+    path = tmp / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    recipe = load_recipe(path)
+    results = run_recipe(recipe, log=lambda _: None)
+    return path, recipe, results
+
+
+def test_every_model_and_mode_is_fine_tuned_saved_and_evaluated(finished):
+    _, recipe, results = finished
+    metrics = results["finetune"]
+    keys = ["teacher_stage1", "teacher_stage1-frozen", "teacher_stage2", "teacher_stage2-frozen"]
+    assert list(metrics["models"]) == keys
+    assert metrics["primary"] == "nlu_test" and metrics["baseline"] == "teacher_stage1"
+    for key in keys:
+        m = metrics["models"][key]
+        folder = recipe.run_dir / "finetune" / key
+        for name in (
+            "config.json",
+            "heads.safetensors",
+            "labels.json",
+            "nlu_config.json",
+            "tokenizer.json",
+            "metrics.json",
+            "metrics.jsonl",
+            "predictions-nlu_test.jsonl",
+        ):
+            assert (folder / name).is_file(), (key, name)
+        assert not (folder / "best.safetensors").exists() and not (folder / "checkpoint").exists()
+        assert set(m["eval"]) == {"nlu_dev", "nlu_test"}
+        test = m["eval"]["nlu_test"]
+        assert test["n"] == 60 and 0 <= test["exact_match"] <= test["intent_accuracy"] <= 1
+        assert m["latency_ms"]["n"] == 5 and m["latency_ms"]["p50"] > 0
+        assert m["lm"]["perplexity"] > 1
+        assert m["encoder"] == ("frozen" if key.endswith("frozen") else "full")
+    full = metrics["models"]["teacher_stage2"]["eval"]["nlu_test"]
+    # 26 intents: chance is ~4%; 150 steps on 300 examples must learn far more than that.
+    assert full["intent_accuracy"] > 0.3, full
+
+
+def test_best_dev_checkpoint_is_the_one_saved(finished):
+    _, recipe, results = finished
+    folder = recipe.run_dir / "finetune" / "teacher_stage2"
+    m = results["finetune"]["models"]["teacher_stage2"]
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    dev = {r["step"]: r["eval"]["dev"]["exact_match"] for r in rows if "eval" in r}
+    assert m["best_step"] == max(dev, key=lambda s: (dev[s], -s))
+    assert m["eval"]["nlu_dev"]["exact_match"] == pytest.approx(dev[m["best_step"]])
+    model = load_nlu_model(folder)  # the saved folder reloads and scores the same
+    from distilnlu.data.nlu import load_labeled
+    from distilnlu.evaluation.tasks import evaluate_nlu
+    from distilnlu.tokenization import load_tokenizer
+
+    dev_set = load_labeled(recipe.data.labeled["nlu_dev"])
+    again, _ = evaluate_nlu(model, dev_set, load_tokenizer(folder), 32)
+    assert again["exact_match"] == pytest.approx(m["eval"]["nlu_dev"]["exact_match"])
+
+
+def test_a_rerun_skips_and_a_lost_stage_file_reuses_finished_models(finished):
+    path, recipe, _ = finished
+    logs: list[str] = []
+    run_recipe(load_recipe(path), log=logs.append)
+    assert any("[finetune] up to date" in line for line in logs)
+    # Lose the stage summary (a crash after the models): the models are not trained again.
+    (recipe.run_dir / "finetune" / "metrics.json").unlink()
+    stamp = (recipe.run_dir / "finetune/teacher_stage1/metrics.json").stat().st_mtime_ns
+    manifest = json.loads((recipe.run_dir / "manifest.json").read_text())
+    assert "finetune" in manifest["stages"]
+    run_recipe(load_recipe(path), log=lambda _: None)
+    assert (recipe.run_dir / "finetune/teacher_stage1/metrics.json").stat().st_mtime_ns == stamp
+    assert (recipe.run_dir / "finetune" / "metrics.json").is_file()
+
+
+def test_early_stopping_ends_training_before_max_steps(tiny_recipe_file):
+    def mutate(raw):
+        _with_finetune(
+            raw,
+            models=["teacher_stage1"],
+            encoder=["frozen"],
+            patience=1,
+            frozen_lr=1e-6,  # far too small to improve dev: the first non-improvement stops it
+            lm_corpus=None,
+            latency_texts=0,
+            training={"max_steps": 200, "batch_size": 8, "lr": 1e-6, "eval_every": 5},
+        )
+
+    recipe = load_recipe(tiny_recipe_file(mutate))
+    m = run_recipe(recipe, log=lambda _: None)["finetune"]["models"]["teacher_stage1-frozen"]
+    assert m["steps"] < 200
+    rows = (recipe.run_dir / "finetune/teacher_stage1-frozen/metrics.jsonl").read_text()
+    assert '"early_stop"' in rows
+
+
+def test_cli_report_and_evaluate_a_fine_tuned_model(finished, tmp_path):
+    from typer.testing import CliRunner
+
+    from distilnlu.cli import app
+    from distilnlu.data.synthetic import labeled_examples
+
+    _, recipe, _ = finished
+    runner = CliRunner()
+    done = runner.invoke(app, ["report", str(recipe.run_dir)])
+    assert done.exit_code == 0, done.output
+    assert (recipe.run_dir / "report/index.html").is_file()
+    assert "teacher_stage2-frozen" in done.output and "Report:" in done.output
+
+    data = tmp_path / "utterances.jsonl"
+    data.write_text("".join(json.dumps(ex) + "\n" for ex in labeled_examples(20, seed=3)))
+    folder = recipe.run_dir / "finetune/teacher_stage2"
+    scored = runner.invoke(app, ["evaluate", str(folder), "--data", str(data), "--format", "spans"])
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.stdout)
+    assert metrics["n"] == 20 and 0 <= metrics["exact_match"] <= 1
+    missing = runner.invoke(app, ["evaluate", str(folder)])
+    assert missing.exit_code != 0
