@@ -47,6 +47,44 @@ def run(
     if table:
         typer.echo("\nHeld-out language-model metrics\n" + table)
     typer.echo(f"\nOutputs: {cfg.run_dir}")
+    if any(r.get("models") for r in results.values()):  # something was fine-tuned: report it
+        _report(cfg.run_dir)
+
+
+def _report(run_dir: Path) -> None:
+    from distilnlu.evaluation.report import report_summary, write_report
+
+    index = write_report(run_dir)
+    typer.echo("\n" + report_summary(run_dir))
+    typer.echo(f"\nReport: {index.resolve()}  (also {index.parent / 'report.md'})")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder, e.g. runs/demo."),
+) -> None:
+    """Write RUN_DIR/report/ (index.html, report.md, PNG plots) comparing every model."""
+    _report(run_dir)
+
+
+@app.command()
+def finetune(
+    recipe: Path = typer.Argument(..., help="Recipe YAML that defines the stage."),
+    overrides: list[str] | None = OVERRIDES,
+    stage: str = typer.Option("finetune", help="Name of the finetune stage to run."),
+) -> None:
+    """Run one fine-tuning stage on its own (the encoders it lists must exist)."""
+    from distilnlu.config import FinetuneStage
+    from distilnlu.errors import ConfigError
+    from distilnlu.pipeline import read_manifest, run_one
+
+    cfg = _load(recipe, overrides)
+    if not isinstance(cfg.stages.get(stage), FinetuneStage):
+        raise ConfigError(f"'{stage}' is not a finetune stage of {recipe}")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = run_one(cfg, stage, read_manifest(cfg.run_dir))
+    summary = {key: m["eval"] for key, m in metrics["models"].items()}
+    typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
@@ -101,9 +139,15 @@ def tokenizer(
 
 @app.command()
 def evaluate(
-    model_dir: Path = typer.Argument(..., help="A saved model folder (any masked LM)."),
-    lm: bool = typer.Option(True, "--lm/--no-lm", help="Perplexity and mask-filling accuracy."),
-    texts: Path | None = typer.Option(None, help="Held-out texts, one per line."),
+    model_dir: Path = typer.Argument(..., help="A saved model folder (masked LM or fine-tuned)."),
+    data: Path | None = typer.Option(
+        None, help="Fine-tuned model: labeled file or folder to score."
+    ),
+    data_format: str = typer.Option(
+        "massive", "--format", help="massive | bio | spans | xnli_tsv | xnli_jsonl."
+    ),
+    partition: str | None = typer.Option(None, help="MASSIVE partition (train/dev/test)."),
+    texts: Path | None = typer.Option(None, help="Masked LM: held-out texts, one per line."),
     recipe: Path | None = typer.Option(None, help="Recipe whose corpus to score (with --corpus)."),
     corpus: str | None = typer.Option(None, help="Corpus name in --recipe."),
     language: str = typer.Option("en", help="Language of --texts (stop words for mask filling)."),
@@ -111,32 +155,66 @@ def evaluate(
     max_length: int = typer.Option(128, help="Truncation length."),
     seed: int = typer.Option(1234, help="Seed of the fixed masks."),
 ) -> None:
-    """Score a model on held-out text: perplexity (fixed seeded masks) and mask-filling accuracy."""
-    from distilnlu.errors import ConfigError
+    """Score a model. Fine-tuned: intent accuracy, slot F1, exact match, SemER (or pair accuracy)
+    on --data. Masked LM: perplexity (fixed seeded masks) and mask-filling accuracy."""
+    from distilnlu.modeling.nlu import NLU_CONFIG
+
+    if (model_dir / NLU_CONFIG).is_file():
+        typer.echo(
+            json.dumps(_evaluate_finetuned(model_dir, data, data_format, partition), indent=2)
+        )
+        return
+    if data is not None:
+        from distilnlu.errors import ModelError
+
+        raise ModelError(f"{model_dir} is not a fine-tuned model: --data needs one")
+    items = _lm_texts(texts, recipe, corpus, language, max_texts)
     from distilnlu.evaluation.lm import evaluate_lm
     from distilnlu.modeling.loading import load_masked_lm
     from distilnlu.tokenization import load_tokenizer
 
-    if not lm:
-        raise ConfigError("only --lm evaluation is available in this version")
-    if texts:
-        lines = [t.strip() for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()]
-        items = [(t, language) for t in lines[:max_texts]]
-    elif recipe and corpus:
-        from distilnlu.data.corpus import heldout_texts
-
-        cfg = _load(recipe, [])
-        if corpus not in cfg.data.corpora:
-            raise ConfigError(f"corpus '{corpus}' is not defined in {recipe}")
-        items = heldout_texts(cfg.data.corpora[corpus], cfg.data, max_texts, cfg.seed)
-    else:
-        raise ConfigError("give --texts FILE, or --recipe R --corpus NAME")
     model = load_masked_lm(model_dir)
     tok = load_tokenizer(model_dir)
     result = evaluate_lm(
         model, tok, [t for t, _ in items], language=items[0][1], max_length=max_length, seed=seed
     )
     typer.echo(json.dumps(result, indent=2))
+
+
+def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
+    from distilnlu.data.nlu import LabeledSetConfig, load_labeled
+    from distilnlu.errors import ConfigError
+    from distilnlu.evaluation.tasks import evaluate_examples
+    from distilnlu.modeling.nlu import load_nlu_model, read_nlu_config
+    from distilnlu.tokenization import load_tokenizer
+
+    if data is None:
+        raise ConfigError("a fine-tuned model is scored on labeled data: give --data FILE")
+    try:
+        cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
+    except ValueError as exc:
+        raise ConfigError(f"--format/--data: {exc}") from None
+    examples = load_labeled(cfg)
+    max_length = int(read_nlu_config(model_dir).get("max_length", 128))
+    model = load_nlu_model(model_dir)
+    metrics, _ = evaluate_examples(model, examples, load_tokenizer(model_dir), max_length)
+    return metrics
+
+
+def _lm_texts(texts, recipe, corpus, language: str, max_texts: int) -> list[tuple[str, str]]:
+    from distilnlu.errors import ConfigError
+
+    if texts:
+        lines = [t.strip() for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()]
+        return [(t, language) for t in lines[:max_texts]]
+    if recipe and corpus:
+        from distilnlu.data.corpus import heldout_texts
+
+        cfg = _load(recipe, [])
+        if corpus not in cfg.data.corpora:
+            raise ConfigError(f"corpus '{corpus}' is not defined in {recipe}")
+        return heldout_texts(cfg.data.corpora[corpus], cfg.data, max_texts, cfg.seed)
+    raise ConfigError("give --texts FILE, or --recipe R --corpus NAME")
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ def test_cli_report_and_evaluate_on_a_finished_run(tiny_recipe_file, tmp_path):
     texts = tmp_path / "heldout.txt"
     texts.write_text("set an alarm for seven am\nplay some jazz music\nwhat is the weather\n")
     model_dir = tmp_path / "runs/tiny/teacher_stage1"
-    scored = runner.invoke(app, ["evaluate", str(model_dir), "--lm", "--texts", str(texts)])
+    scored = runner.invoke(app, ["evaluate", str(model_dir), "--texts", str(texts)])
     assert scored.exit_code == 0, scored.output
     metrics = json.loads(scored.stdout)
     assert metrics["perplexity"] > 1 and metrics["masked_tokens"] > 0
