@@ -30,7 +30,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,11 +38,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distilnlu.data.sources import (
-    REASON_JSON,
-    REASON_NOT_OBJECT,
     REASON_UTF8,
     OnError,
     SourceStats,
+    _iter_json_records,
     _iter_lines,
     _json_type,
     _preview,
@@ -760,26 +759,6 @@ class _RaiseProblems(_Problems):
 
     def bad(self, where: str, reason: str, detail: str) -> None:
         raise DataError(f"{where}: {detail}")
-
-
-def _iter_json_records(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _iter_lines(path, problems):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.bad(where, REASON_JSON, f"invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(record, dict):
-            problems.bad(
-                where,
-                REASON_NOT_OBJECT,
-                f"expected a JSON object per line, got {_json_type(record)}",
-            )
-            continue
-        yield number, record
 
 
 def _string_fields(

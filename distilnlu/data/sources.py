@@ -560,8 +560,8 @@ def _preview(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
-def _iter_jsonl(path: Path, source: SourceConfig, problems: _Problems) -> Iterator[Document]:
-    matcher = _Matcher(source, problems)
+def _iter_json_records(path: Path, problems: _Problems) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` per non-empty line; bad JSON and non-objects go to ``problems``."""
     for number, line in _iter_lines(path, problems):
         if not line.strip():
             continue
@@ -578,6 +578,13 @@ def _iter_jsonl(path: Path, source: SourceConfig, problems: _Problems) -> Iterat
                 f"expected a JSON object per line, got {_json_type(record)}",
             )
             continue
+        yield number, record
+
+
+def _iter_jsonl(path: Path, source: SourceConfig, problems: _Problems) -> Iterator[Document]:
+    matcher = _Matcher(source, problems)
+    for number, record in _iter_json_records(path, problems):
+        where = f"{path}:{number}"
         document = matcher.document(record, where)
         if document is not None:
             yield document

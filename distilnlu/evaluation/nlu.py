@@ -59,6 +59,19 @@ def _check_tag_lengths(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[st
             )
 
 
+def _check_utterances(gold_intents, pred_intents, gold_tags, pred_tags, what: str) -> int:
+    """Equal lengths, not empty, and per-utterance tag lengths equal; returns the count."""
+    n = _check_same_length(
+        gold_intents=gold_intents,
+        pred_intents=pred_intents,
+        gold_tags=gold_tags,
+        pred_tags=pred_tags,
+    )
+    _check_not_empty(n, what)
+    _check_tag_lengths(gold_tags, pred_tags)
+    return n
+
+
 def _split_tag(tag: str) -> tuple[str, str]:
     """``(prefix, type)`` as seqeval parses a tag in its default (prefix) mode."""
     if not tag:
@@ -176,14 +189,7 @@ def exact_match(
     Chunks are compared, not tags, so ``I-x`` where the gold has ``B-x`` at the start of a chunk
     (the same chunk under the conlleval reading) still matches.
     """
-    n = _check_same_length(
-        gold_intents=gold_intents,
-        pred_intents=pred_intents,
-        gold_tags=gold_tags,
-        pred_tags=pred_tags,
-    )
-    _check_not_empty(n, "exact match")
-    _check_tag_lengths(gold_tags, pred_tags)
+    n = _check_utterances(gold_intents, pred_intents, gold_tags, pred_tags, "exact match")
     right = sum(
         gi == pi and set(chunks(gt)) == set(chunks(pt))
         for gi, pi, gt, pt in zip(gold_intents, pred_intents, gold_tags, pred_tags, strict=True)
@@ -240,14 +246,7 @@ def semantic_error_rate(
     ``sum(S + D + I + intent_errors) / sum(reference)`` with the counts of :func:`semer_counts`.
     It can exceed 1 when a model inserts many slots.
     """
-    n = _check_same_length(
-        gold_intents=gold_intents,
-        pred_intents=pred_intents,
-        gold_tags=gold_tags,
-        pred_tags=pred_tags,
-    )
-    _check_not_empty(n, "semantic error rate")
-    _check_tag_lengths(gold_tags, pred_tags)
+    _check_utterances(gold_intents, pred_intents, gold_tags, pred_tags, "semantic error rate")
     errors = reference = 0
     for gi, pi, gt, pt in zip(gold_intents, pred_intents, gold_tags, pred_tags, strict=True):
         counts = semer_counts(gi, pi, gt, pt)
@@ -268,13 +267,7 @@ def nlu_metrics(
     ``"exact_match"``, ``"semer"`` (fractions) and ``"n"`` (number of utterances). ``ValueError``
     on empty input or inputs of different lengths.
     """
-    n = _check_same_length(
-        gold_intents=gold_intents,
-        pred_intents=pred_intents,
-        gold_tags=gold_tags,
-        pred_tags=pred_tags,
-    )
-    _check_not_empty(n, "NLU metrics")
+    n = _check_utterances(gold_intents, pred_intents, gold_tags, pred_tags, "NLU metrics")
     prf = slot_prf(gold_tags, pred_tags)
     return {
         "intent_accuracy": intent_accuracy(gold_intents, pred_intents),

@@ -34,6 +34,7 @@ from distilnlu.data.nlu import (
 from distilnlu.data.sources import SourceStats
 from distilnlu.data.synthetic import labeled_examples
 from distilnlu.errors import DataError
+from tests.data.test_sources import write
 
 # The shared data sets live next to the repository, never inside it.
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -49,14 +50,6 @@ def shared(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path.resolve()} is absent (real-data test; ../shared/data is optional)")
-    return path
-
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        content = content.encode("utf-8")
-    path.write_bytes(content)
     return path
 
 
