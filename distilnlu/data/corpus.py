@@ -99,7 +99,9 @@ def pack(
     buffer: list[int] = []
     docs = iter(docs)
     while chunk := [d.text for d in islice(docs, TOKENIZE_CHUNK)]:
-        for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+        # verbose=False: documents longer than the model are expected here (they are cut into
+        # blocks), so HF's "sequence length is longer than the maximum" warning is only noise.
+        for ids in tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]:
             if ids:
                 buffer.extend([bos, *ids, eos] if isolate else [*ids, eos])
         while len(buffer) >= body:
