@@ -11,11 +11,12 @@ Every ``draw_*`` function writes one PNG and returns False (writing nothing) whe
 from __future__ import annotations
 
 import importlib.util
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from distilnlu.evaluation.render import is_number
 
 Series = tuple[list[int], list[float]]
 
@@ -46,11 +47,6 @@ class Point:
 
 def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float (bools and NaN/inf excluded)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --------------------------------------------------------------------------- series
