@@ -84,7 +84,6 @@ def run_finetune(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
                 lm_cache[ref] = lm_metrics(resolve_ref(recipe, ref), lm_items)
             run = FinetuneRun(recipe, stage, ref, mode, out_dir / key, sets, labels)
             models[key] = run.run(stage_hash, lm_cache[ref])
-    (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     metrics = {
         "stage": name,
         "task": stage.task,
@@ -96,7 +95,9 @@ def run_finetune(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         "labels": {"intents": len(labels.intents), "slot_tags": len(labels.slot_tags)},
         "models": models,
     }
-    write_json(out_dir / METRICS, metrics)
+    if PartialState().is_main_process:
+        (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        write_json(out_dir / METRICS, metrics)
     return metrics
 
 
@@ -167,9 +168,7 @@ class FinetuneRun:
         )
         if (out_dir / BEST).is_file():
             model.load_state_dict(load_file(str(out_dir / BEST)))
-        model.to("cpu")
-        metrics = self.finish(model, state, stopper, lm, time.perf_counter() - start)
-        return metrics
+        return self.finish(model, state, stopper, lm, time.perf_counter() - start)
 
     def keep_best(self, model) -> None:
         """Write the best weights so far (atomically; main process only)."""
@@ -181,16 +180,17 @@ class FinetuneRun:
         os.replace(tmp, self.out_dir / BEST)
 
     def finish(self, model, state, stopper, lm, seconds: float) -> dict[str, Any]:
-        """Evaluate the best weights on dev and every test set, time them, save everything."""
+        """Evaluate the best weights on dev and every test set, time them, save everything.
+
+        ``seconds`` is the training time; ``eval_seconds`` the scoring of the sets that follows.
+        """
         stage, out_dir = self.stage, self.out_dir
-        evaluations = {}
+        start = time.perf_counter()
+        evaluations, predictions = {}, {}
         for set_name in dict.fromkeys([stage.dev, *stage.test]):
-            metrics, predictions = self.evaluate(model, set_name)
-            evaluations[set_name] = metrics
-            write_jsonl(out_dir / f"predictions-{set_name}.jsonl", predictions)
+            evaluations[set_name], predictions[set_name] = self.evaluate(model, set_name)
         texts = [_text(ex) for ex in self.sets[stage.dev][: stage.latency_texts]]
-        model.save_pretrained(out_dir, extra={"source": self.ref, "max_length": stage.max_length})
-        self.tokenizer.save_pretrained(out_dir)
+        model.to("cpu")  # latency is a CPU figure, whatever device trained the model
         metrics = {
             "source": self.ref,
             "encoder": self.mode,
@@ -200,12 +200,20 @@ class FinetuneRun:
             "steps": state.step,
             "best_step": stopper.best_step,
             "seconds": round(seconds, 1),
+            "eval_seconds": round(time.perf_counter() - start, 1),
             "eval": evaluations,
             "latency_ms": latency_ms(model, self.tokenizer, texts, stage.max_length),
         }
-        write_json(out_dir / METRICS, metrics)
-        remove_checkpoints(out_dir)
-        (out_dir / BEST).unlink(missing_ok=True)
+        if PartialState().is_main_process:  # one writer under a multi-process launch
+            for set_name, rows in predictions.items():
+                write_jsonl(out_dir / f"predictions-{set_name}.jsonl", rows)
+            model.save_pretrained(
+                out_dir, extra={"source": self.ref, "max_length": stage.max_length}
+            )
+            self.tokenizer.save_pretrained(out_dir)
+            write_json(out_dir / METRICS, metrics)
+            remove_checkpoints(out_dir)
+            (out_dir / BEST).unlink(missing_ok=True)
         return metrics
 
 
