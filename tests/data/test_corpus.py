@@ -15,7 +15,7 @@ class WordTokenizer:
 
     bos_token_id, pad_token_id, eos_token_id = BOS, PAD, EOS
 
-    def __call__(self, texts, add_special_tokens=False):
+    def __call__(self, texts, add_special_tokens=False, verbose=True):
         return {"input_ids": [[10 + len(w) for w in t.split()] for t in texts]}
 
 
