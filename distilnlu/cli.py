@@ -182,7 +182,7 @@ def evaluate(
 
 
 def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
-    from distilnlu.data.nlu import LabeledSetConfig, load_labeled
+    from distilnlu.data.labeled import LabeledSetConfig, load_labeled
     from distilnlu.errors import ConfigError
     from distilnlu.evaluation.tasks import evaluate_examples
     from distilnlu.modeling.nlu import load_nlu_model, read_nlu_config

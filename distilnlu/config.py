@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from distilnlu.data.labeled import LabeledSetConfig
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.data.nlu import LabeledSetConfig
 from distilnlu.data.sources import SourceConfig
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.presets import ModelShape

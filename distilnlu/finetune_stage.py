@@ -22,7 +22,7 @@ from transformers import set_seed
 from distilnlu.config import EvalConfig, FinetuneStage, Recipe, dump_recipe
 from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import encode_nlu, encode_pairs, training_batches
-from distilnlu.data.nlu import LabelVocab, load_labeled
+from distilnlu.data.labeled import LabelVocab, load_labeled
 from distilnlu.evaluation.tasks import evaluate_examples, latency_ms, primary_score
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
 from distilnlu.modeling.nlu import EncoderClassifier, load_encoder

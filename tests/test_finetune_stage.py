@@ -93,7 +93,7 @@ def test_best_dev_checkpoint_is_the_one_saved(finished):
     assert m["best_step"] == max(dev, key=lambda s: (dev[s], -s))
     assert m["eval"]["nlu_dev"]["exact_match"] == pytest.approx(dev[m["best_step"]])
     model = load_nlu_model(folder)  # the saved folder reloads and scores the same
-    from distilnlu.data.nlu import load_labeled
+    from distilnlu.data.labeled import load_labeled
     from distilnlu.evaluation.tasks import evaluate_nlu
     from distilnlu.tokenization import load_tokenizer
 

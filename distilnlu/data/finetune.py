@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from distilnlu.data.nlu import LabelVocab, NLUExample, PairExample
+from distilnlu.data.labeled import LabelVocab
+from distilnlu.data.nlu import NLUExample, PairExample
 
 IGNORE = -100
 

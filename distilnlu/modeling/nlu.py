@@ -20,7 +20,7 @@ from torch import nn
 from transformers import AutoModel
 from transformers.utils import logging as hf_logging
 
-from distilnlu.data.nlu import LabelVocab
+from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ModelError
 from distilnlu.modeling.loading import looks_like_hub_id
 

@@ -10,7 +10,8 @@ from distilnlu.data.finetune import (
     eval_batches,
     training_batches,
 )
-from distilnlu.data.nlu import LabelVocab, NLUExample, PairExample
+from distilnlu.data.labeled import LabelVocab
+from distilnlu.data.nlu import NLUExample, PairExample
 
 EXAMPLES = [
     NLUExample(("wake", "me", "up", "at", "seven"), ("O", "O", "O", "O", "B-time"), "alarm_set"),

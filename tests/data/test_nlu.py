@@ -12,17 +12,14 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from distilnlu.data.labeled import LABELS_FILE, LabeledSetConfig, LabelVocab, load_labeled
 from distilnlu.data.nlu import (
-    LABELS_FILE,
     PAIR_LABELS,
-    LabeledSetConfig,
-    LabelVocab,
     NLUExample,
     PairExample,
     bio_spans,
     check_bio,
     from_span_records,
-    load_labeled,
     parse_annotated,
     read_bio,
     read_massive,

@@ -1,6 +1,7 @@
 """Evaluation of fine-tuned models: unknown gold labels are errors, not crashes; latency."""
 
-from distilnlu.data.nlu import LabelVocab, NLUExample, PairExample
+from distilnlu.data.labeled import LabelVocab
+from distilnlu.data.nlu import NLUExample, PairExample
 from distilnlu.evaluation.tasks import evaluate_nlu, evaluate_pairs, latency_ms, primary_score
 from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
 

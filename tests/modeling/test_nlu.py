@@ -5,7 +5,8 @@ import torch
 from transformers import AutoModel
 
 from distilnlu.config import TrainingConfig
-from distilnlu.data.nlu import LabelVocab, NLUExample
+from distilnlu.data.labeled import LabelVocab
+from distilnlu.data.nlu import NLUExample
 from distilnlu.errors import ModelError
 from distilnlu.modeling.nlu import EncoderClassifier, load_encoder, load_nlu_model
 from distilnlu.training.loop import build_optimizer

@@ -1,0 +1,298 @@
+"""Labeled sets of a recipe and the label vocabulary a model is trained with.
+
+A recipe names each labeled split with a :class:`LabeledSetConfig` (``data.labeled``);
+:func:`load_labeled` reads it with the format readers of :mod:`distilnlu.data.nlu`.
+:class:`LabelVocab` fixes the intent and tag ids a model is trained with; it is saved next to the
+model so that evaluation maps labels exactly as training did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from distilnlu.data.nlu import (
+    BIO_FILES,
+    DEFAULT_LOCALE,
+    PAIR_FORMATS,
+    PAIR_LABELS,
+    LabeledFormat,
+    NLUExample,
+    PairExample,
+    _language_from_name,
+    _read_bio,
+    _read_massive,
+    _read_spans,
+    _read_xnli_jsonl,
+    _read_xnli_tsv,
+    from_span_records,
+)
+from distilnlu.data.sources import OnError, SourceStats, _json_type, _Problems, resolve_paths
+from distilnlu.errors import DataError
+
+__all__ = ["LABELS_FILE", "LabelVocab", "LabeledSetConfig", "load_labeled"]
+
+LABELS_FILE = "labels.json"
+"""File name of a saved :class:`LabelVocab` inside a model folder."""
+
+
+# ------------------------------------------------------------------------------ recipe config
+
+
+class LabeledSetConfig(BaseModel):
+    """One labeled data set (a split) of a recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: LabeledFormat = Field(
+        description=(
+            "'massive' (MASSIVE jsonl with annot_utt), 'bio' (folder with seq.in, seq.out, "
+            "label), 'spans' (jsonl with text, intent and character-span slots), 'synthetic' "
+            "(built-in demo utterances), 'xnli_tsv' (premise, hypothesis, label) or 'xnli_jsonl'."
+        )
+    )
+    path: str | None = Field(
+        default=None,
+        description=(
+            "A file, a folder (bio; for other formats every file under it) or a glob pattern "
+            "(several files, read in sorted order). Relative to data.root when it is set."
+        ),
+    )
+    partition: str | None = Field(
+        default=None, description="massive: keep only this partition (train, dev or test)."
+    )
+    locales: list[str] | None = Field(
+        default=None, description="massive: keep only these locales, e.g. ['en-US', 'de-DE']."
+    )
+    language: str | None = Field(
+        default=None,
+        description=(
+            "xnli: the language of every pair (default: from the file or folder name, or the "
+            "record's language field). Other formats: the locale of every example."
+        ),
+    )
+    num_examples: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "synthetic: how many examples to generate. Other formats: keep only the first N "
+            "examples after skip (default: all)."
+        ),
+    )
+    skip: int = Field(
+        default=0,
+        ge=0,
+        description="Drop the first N examples (e.g. to carve a dev split off the same data).",
+    )
+    seed: int = Field(default=0, description="synthetic: random seed of the generator.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LabeledSetConfig:
+        if self.format == "synthetic":
+            if self.num_examples is None:
+                raise ValueError("format 'synthetic' needs num_examples")
+            if self.path is not None:
+                raise ValueError("format 'synthetic' takes no path")
+        elif self.path is None or not self.path.strip():
+            raise ValueError(f"format {self.format!r} needs a path")
+        if self.format != "massive":
+            for name in ("partition", "locales"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to format 'massive' only")
+        if self.locales is not None and not self.locales:
+            raise ValueError("locales is an empty list: no example could match")
+        if self.language is not None and not self.language.strip():
+            raise ValueError("language must not be empty")
+        return self
+
+    @property
+    def task(self) -> Literal["intent_slot", "pair"]:
+        """'pair' for sentence-pair classification (XNLI), else 'intent_slot'."""
+        return "pair" if self.format in PAIR_FORMATS else "intent_slot"
+
+
+def load_labeled(
+    cfg: LabeledSetConfig,
+    root: Path | str | None = None,
+    on_error: OnError = "raise",
+    stats: SourceStats | None = None,
+) -> list[NLUExample] | list[PairExample]:
+    """Read one labeled set: resolve its path against ``root``, read it, apply skip/num_examples.
+
+    A glob or folder path (other than for 'bio') reads every file it stands for, in sorted order.
+    Raises DataError naming the set when it yields no examples.
+    """
+    problems = _Problems(on_error, stats)
+    if cfg.format == "synthetic":
+        from distilnlu.data.synthetic import labeled_examples
+
+        assert cfg.num_examples is not None  # the config validator demands it
+        # Generate skip + N and drop the first `skip`, so that skip carves disjoint sets off the
+        # same seed exactly as it does for files.
+        records = labeled_examples(cfg.skip + cfg.num_examples, cfg.seed)
+        examples: list[Any] = from_span_records(records, "synthetic:labeled")
+    else:
+        assert cfg.path is not None
+        examples = _read_set(cfg, root, problems)
+    problems.summarise(f"labeled set {cfg.path or cfg.format!r}")
+    read = len(examples)
+    examples = examples[cfg.skip :]
+    if cfg.num_examples is not None:
+        examples = examples[: cfg.num_examples]
+    if cfg.language is not None and cfg.task == "intent_slot":
+        examples = [dataclasses.replace(ex, locale=cfg.language) for ex in examples]
+    if not examples:
+        raise DataError(
+            f"labeled set {cfg.path or cfg.format!r} (format {cfg.format}) yielded no examples"
+            f"{_empty_hint(cfg, read, problems)}"
+        )
+    return examples
+
+
+def _read_set(cfg: LabeledSetConfig, root: Path | str | None, problems: _Problems) -> list[Any]:
+    assert cfg.path is not None
+    if cfg.format == "bio":
+        return _read_bio(_resolve_folder(cfg.path, root), cfg.language or DEFAULT_LOCALE, problems)
+    examples: list[Any] = []
+    for path in resolve_paths(cfg.path, root):
+        if cfg.format == "massive":
+            examples += _read_massive(path, cfg.partition, cfg.locales, problems)
+        elif cfg.format == "spans":
+            examples += _read_spans(path, "text", problems)
+        elif cfg.format == "xnli_tsv":
+            language = cfg.language or _language_from_name(
+                path.stem, path, "file name", suffix=True
+            )
+            examples += _read_xnli_tsv(path, language, problems)
+        elif cfg.format == "xnli_jsonl":
+            examples += _read_xnli_jsonl(path, cfg.language, problems)
+        else:  # pragma: no cover - excluded by the Literal type
+            raise DataError(f"format {cfg.format!r} cannot be read from files")
+    return examples
+
+
+def _resolve_folder(path: str, root: Path | str | None) -> Path:
+    expanded = Path(os.path.expanduser(path))
+    folder = Path(root).expanduser() / expanded if root is not None else expanded
+    if not folder.is_dir():
+        where = f" (relative to data.root {str(root)!r})" if root is not None else ""
+        raise DataError(
+            f"no such folder: {path!r}{where} (a bio data set is a folder with "
+            f"{', '.join(BIO_FILES)})"
+        )
+    return folder
+
+
+def _empty_hint(cfg: LabeledSetConfig, read: int, problems: _Problems) -> str:
+    notes = []
+    filters = {"partition": cfg.partition, "locales": cfg.locales}
+    active = ", ".join(f"{k}={v!r}" for k, v in filters.items() if v is not None)
+    if active and not read:
+        notes.append(f"no record matched {active}")
+    if read and cfg.skip >= read:
+        notes.append(f"skip={cfg.skip} dropped all {read} examples")
+    if problems.skipped:
+        notes.append(f"{problems.skipped} bad record(s) skipped")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+# --------------------------------------------------------------------------------- label vocab
+
+
+@dataclass
+class LabelVocab:
+    """The intent and slot-tag inventories a model is trained with; ids are list positions."""
+
+    intents: list[str]
+    """Intent names, sorted (pair tasks: the labels, in PAIR_LABELS order when they are those)."""
+    slot_tags: list[str]
+    """'O', then 'B-<type>', 'I-<type>' for each slot type in sorted order; [] for pair tasks."""
+    _intent_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    _tag_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, values in (("intents", self.intents), ("slot_tags", self.slot_tags)):
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"{name} has duplicates: {', '.join(duplicates)}")
+        self._intent_ids = {name: i for i, name in enumerate(self.intents)}
+        self._tag_ids = {tag: i for i, tag in enumerate(self.slot_tags)}
+
+    @classmethod
+    def build(cls, examples: Sequence[NLUExample]) -> LabelVocab:
+        """The labels of intent/slot training examples."""
+        if not examples:
+            raise DataError("cannot build a label vocabulary from no examples")
+        intents = sorted({ex.intent for ex in examples})
+        types = sorted({tag[2:] for ex in examples for tag in ex.tags if tag != "O"})
+        tags = ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
+        return cls(intents, tags)
+
+    @classmethod
+    def build_pairs(cls, examples: Sequence[PairExample]) -> LabelVocab:
+        """The labels of pair examples; all of PAIR_LABELS when the labels are among them.
+
+        Keeping all three in the fixed order even if a (small) training set lacks one keeps
+        label ids equal to the HF convention and equal across runs.
+        """
+        if not examples:
+            raise DataError("cannot build a label vocabulary from no examples")
+        labels = {ex.label for ex in examples}
+        intents = list(PAIR_LABELS) if labels <= set(PAIR_LABELS) else sorted(labels)
+        return cls(intents, [])
+
+    def intent_id(self, name: str) -> int:
+        """Id of an intent (or pair label); -1 when unknown, so evaluation counts it wrong."""
+        return self._intent_ids.get(name, -1)
+
+    def tag_id(self, tag: str) -> int:
+        """Id of a slot tag; -1 when unknown."""
+        return self._tag_ids.get(tag, -1)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"intents": list(self.intents), "slot_tags": list(self.slot_tags)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], where: str = "label vocabulary") -> LabelVocab:
+        """Inverse of :meth:`to_json`; DataError ``"<where>: ..."`` when malformed."""
+        if not isinstance(d, Mapping):
+            raise DataError(f"{where}: expected an object, got {_json_type(d)}")
+        lists = []
+        for key in ("intents", "slot_tags"):
+            value = d.get(key)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"{where}: {key!r} must be a list of strings")
+            lists.append(value)
+        try:
+            return cls(*lists)
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+
+    def save(self, folder: Path | str) -> None:
+        """Write ``folder/labels.json`` (creating the folder)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        (folder / LABELS_FILE).write_text(text, encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path | str) -> LabelVocab:
+        """Read ``folder/labels.json``; DataError when it is missing or malformed."""
+        path = Path(folder) / LABELS_FILE
+        if not path.is_file():
+            raise DataError(
+                f"{path}: no label vocabulary ({LABELS_FILE}) in {folder}; is this a model "
+                "fine-tuned on labeled data?"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: cannot read the label vocabulary: {exc}") from exc
+        return cls.from_json(data, str(path))
