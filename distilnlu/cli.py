@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from distilnlu.deploy import commands as deploy_commands
 from distilnlu.errors import DistilNLUError
 
 app = typer.Typer(
@@ -215,6 +216,13 @@ def _lm_texts(texts, recipe, corpus, language: str, max_texts: int) -> list[tupl
             raise ConfigError(f"corpus '{corpus}' is not defined in {recipe}")
         return heldout_texts(cfg.data.corpora[corpus], cfg.data, max_texts, cfg.seed)
     raise ConfigError("give --texts FILE, or --recipe R --corpus NAME")
+
+
+# Deployment (export, predict, serve, pick-student) lives with the deployment code.
+app.command()(deploy_commands.export)
+app.command()(deploy_commands.predict)
+app.command()(deploy_commands.serve)
+app.command("pick-student")(deploy_commands.pick_student)
 
 
 def main() -> None:

@@ -99,3 +99,35 @@ def tiny_mlm_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     build_model("tiny", len(tiny_tokenizer)).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_nlu_examples():
+    """200 labeled synthetic assistant utterances (intents + BIO slots)."""
+    from distilnlu.data.labeled import LabeledSetConfig, load_labeled
+
+    return load_labeled(LabeledSetConfig(format="synthetic", num_examples=200, seed=1))
+
+
+@pytest.fixture(scope="session")
+def tiny_nlu_dir(tmp_path_factory, tiny_mlm_dir, tiny_nlu_examples) -> Path:
+    """A saved intent + slot model on the tiny encoder (random heads; a deployment fixture).
+
+    The heads are scaled up so that logits are far apart: answers then do not depend on the
+    ~1e-6 numeric noise of batching and padding, and tests can compare them exactly.
+    """
+    import torch
+
+    from distilnlu.data.labeled import LabelVocab
+    from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+    from distilnlu.tokenization import load_tokenizer
+
+    torch.manual_seed(0)
+    model = EncoderClassifier(load_encoder(tiny_mlm_dir), LabelVocab.build(tiny_nlu_examples))
+    with torch.no_grad():
+        for head in (model.intent_head, model.slot_head):
+            head.weight.mul_(30.0)
+    folder = tmp_path_factory.mktemp("tiny_nlu")
+    model.save_pretrained(folder, extra={"max_length": 32})
+    load_tokenizer(tiny_mlm_dir).save_pretrained(folder)
+    return folder

@@ -1,0 +1,99 @@
+"""Inference backends for a fine-tuned model folder: PyTorch eager, ONNX fp32, ONNX int8.
+
+Every backend is a callable ``(input_ids [B, T] int64, attention_mask [B, T] int64) ->
+(intent_logits [B, I] float32, slot_logits [B, T, S] float32 | None)`` on NumPy arrays, so the
+parser, the service and the benchmarks do not care which one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from distilnlu.errors import ModelError
+
+Backend = Literal["torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+ONNX_FILES: dict[str, str] = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+
+Logits = tuple[np.ndarray, np.ndarray | None]
+RunFn = Callable[[np.ndarray, np.ndarray], Logits]
+
+
+def onnx_path(folder: str | Path, backend: str) -> Path:
+    return Path(folder) / ONNX_FILES[backend]
+
+
+def resolve_backend(folder: str | Path, backend: str) -> Backend:
+    """``auto`` is the fastest one exported (int8, then fp32 ONNX, then PyTorch)."""
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        for name in ("onnx-int8", "onnx"):
+            if onnx_path(folder, name).is_file():
+                return name  # type: ignore[return-value]
+        return "torch"
+    if backend != "torch" and not onnx_path(folder, backend).is_file():
+        flag = " --int8" if backend == "onnx-int8" else ""
+        raise ModelError(
+            f"{folder} has no {ONNX_FILES[backend]}; run `distilnlu export {folder}{flag}` first"
+        )
+    return backend  # type: ignore[return-value]
+
+
+class TorchBackend:
+    """Eager PyTorch on the CPU (or wherever the model lives)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Logits:
+        intent, slots = self.model(
+            torch.from_numpy(input_ids).to(self.device),
+            torch.from_numpy(attention_mask).to(self.device),
+        )
+        return (
+            intent.float().cpu().numpy(),
+            None if slots is None else slots.float().cpu().numpy(),
+        )
+
+
+class OnnxBackend:
+    """An ONNX Runtime session on the CPU; ``threads`` caps its intra-op thread pool."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"cannot load {path}: {exc}") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Logits:
+        result = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        return result[0], (result[1] if len(result) > 1 else None)
+
+
+def load_backend(folder: str | Path, backend: str, threads: int | None = None) -> RunFn:
+    """The callable for ``backend`` (already resolved: not ``auto``) of a model folder."""
+    if backend == "torch":
+        from distilnlu.modeling.nlu import load_nlu_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        return TorchBackend(load_nlu_model(folder))
+    return OnnxBackend(onnx_path(folder, backend), threads)

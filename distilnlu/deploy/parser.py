@@ -1,0 +1,182 @@
+"""Text in, intent and slots out: what ``predict`` and the HTTP service run.
+
+Utterances are split into words on whitespace, as the training data is; each word's tag is read
+on its first sub-token (as in training), and BIO tags become slots with *character* offsets into
+the original text, so a caller can highlight them without re-tokenising.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoTokenizer
+
+from distilnlu.data.labeled import LabelVocab
+from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
+from distilnlu.errors import ModelError
+from distilnlu.evaluation.nlu import chunks
+from distilnlu.modeling.nlu import read_nlu_config
+
+_WORD = re.compile(r"\S+")
+DEFAULT_MAX_LENGTH = 128
+
+
+@dataclass(frozen=True)
+class Words:
+    """An utterance's words and their ``[start, end)`` character offsets."""
+
+    words: list[str]
+    offsets: list[tuple[int, int]]
+
+
+def split_words(text: str) -> Words:
+    found = list(_WORD.finditer(text))
+    return Words([m.group() for m in found], [m.span() for m in found])
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """One batch through the model: intent probabilities ``[B, I]``, one tag per word (``O`` for
+    words cut off by ``max_length``, flagged in ``truncated``), and the raw logits with the
+    ``attention_mask`` ``[B, T]`` they were computed under (for parity checks)."""
+
+    probs: np.ndarray
+    tags: list[list[str]]
+    truncated: list[bool]
+    intent_logits: np.ndarray
+    slot_logits: np.ndarray | None
+    mask: np.ndarray
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+class Parser:
+    """A fine-tuned intent + slot model behind ``parse(texts) -> [result, ...]``.
+
+    A result is ``{"text", "intent", "confidence", "slots": [{"type", "value", "start", "end"}],
+    "truncated"}``; ``truncated`` says words past ``max_length`` sub-tokens were not tagged.
+    """
+
+    def __init__(
+        self,
+        run: RunFn,
+        tokenizer: Any,
+        labels: LabelVocab,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        backend: str = "torch",
+        name: str = "",
+    ) -> None:
+        self.run, self.tokenizer, self.labels = run, tokenizer, labels
+        self.max_length, self.backend, self.name = max_length, backend, name
+
+    @classmethod
+    def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
+        folder = Path(folder)
+        settings = read_nlu_config(folder)
+        if settings["task"] != "intent_slot":
+            raise ModelError(
+                f"{folder} is a {settings['task']!r} model; predict and serve take intent + slot"
+                " models (evaluate it with `distilnlu evaluate`)"
+            )
+        chosen = resolve_backend(folder, backend)
+        return cls(
+            load_backend(folder, chosen, threads),
+            AutoTokenizer.from_pretrained(str(folder)),
+            LabelVocab.load(folder),
+            max_length=int(settings.get("max_length", DEFAULT_MAX_LENGTH)),
+            backend=chosen,
+            name=folder.name,
+        )
+
+    def encode(self, split: Sequence[Words]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+        """``input_ids``/``attention_mask`` ``[B, T]`` and, per text, each word's first
+        sub-token position (-1: truncated away)."""
+        enc = self.tokenizer(
+            [w.words for w in split],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+            padding=True,
+            return_tensors="np",
+        )
+        starts = []
+        for row, words in enumerate(split):
+            first = [-1] * len(words.words)
+            previous = None
+            for position, word in enumerate(enc.word_ids(row)):
+                if word is not None and word != previous:
+                    first[word] = position
+                previous = word
+            starts.append(first)
+        ids = enc["input_ids"].astype(np.int64)
+        return ids, enc["attention_mask"].astype(np.int64), starts
+
+    def tag_words(self, split: Sequence[Words]) -> Tagged:
+        """Run the model on split utterances; see :class:`Tagged`."""
+        ids, mask, starts = self.encode(split)
+        intent_logits, slot_logits = self.run(ids, mask)
+        tag_ids = slot_logits.argmax(-1) if slot_logits is not None else None
+        tags = [
+            [
+                self.labels.slot_tags[int(tag_ids[row, s])]
+                if tag_ids is not None and s >= 0
+                else "O"
+                for s in row_starts
+            ]
+            for row, row_starts in enumerate(starts)
+        ]
+        return Tagged(
+            _softmax(intent_logits.astype(np.float64)),
+            tags,
+            [-1 in row for row in starts],
+            intent_logits,
+            slot_logits,
+            mask,
+        )
+
+    def parse(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        if not texts:
+            return []
+        split = [split_words(t) for t in texts]
+        empty = [i for i, s in enumerate(split) if not s.words]
+        if empty:
+            raise ValueError(f"text {empty[0]} is empty (no words to parse)")
+        out = self.tag_words(split)
+        results = []
+        for row, (text, words) in enumerate(zip(texts, split, strict=True)):
+            best = int(out.probs[row].argmax())
+            results.append(
+                {
+                    "text": text,
+                    "intent": self.labels.intents[best],
+                    "confidence": round(float(out.probs[row, best]), 4),
+                    "slots": slots_from_tags(text, words.offsets, out.tags[row]),
+                    "truncated": out.truncated[row],
+                }
+            )
+        return results
+
+
+def slots_from_tags(
+    text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str]
+) -> list[dict[str, Any]]:
+    """BIO tags (one per word) to slots with character offsets, in text order.
+
+    Chunks are read exactly as the slot metric reads them (:func:`chunks`: an ``I-`` tag with no
+    ``B-`` opens a slot), so what is shown is what is scored.
+    """
+    found = sorted(chunks(tags), key=lambda c: c[1])
+    out = []
+    for type_, first, end in found:
+        start, stop = offsets[first][0], offsets[end - 1][1]
+        out.append({"type": type_, "value": text[start:stop], "start": start, "end": stop})
+    return out

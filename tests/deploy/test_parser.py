@@ -1,0 +1,91 @@
+"""The text-in parser: word splitting, slots with character offsets, backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from distilnlu.deploy.parser import Parser, slots_from_tags, split_words
+from distilnlu.errors import ModelError
+
+
+def test_split_words_keeps_character_offsets():
+    text = "  wake me\tup  at 7am "
+    words = split_words(text)
+    assert words.words == ["wake", "me", "up", "at", "7am"]
+    assert [text[a:b] for a, b in words.offsets] == words.words
+
+
+def test_slots_from_tags_reads_bio_into_character_spans():
+    text = "remind me at five pm   on friday"
+    offsets = split_words(text).offsets
+    tags = ["O", "O", "O", "B-time", "I-time", "O", "B-date"]
+    assert slots_from_tags(text, offsets, tags) == [
+        {"type": "time", "value": "five pm", "start": 13, "end": 20},
+        {"type": "date", "value": "friday", "start": 26, "end": 32},
+    ]
+
+
+def test_slots_from_tags_reads_stray_inside_tag_as_a_slot_like_the_metric():
+    text = "play jazz now"
+    got = slots_from_tags(text, split_words(text).offsets, ["O", "I-genre", "B-time"])
+    assert got == [
+        {"type": "genre", "value": "jazz", "start": 5, "end": 9},
+        {"type": "time", "value": "now", "start": 10, "end": 13},
+    ]
+
+
+def test_parse_gives_intents_and_slots_that_point_into_the_text(tiny_nlu_dir):
+    parser = Parser.load(tiny_nlu_dir, backend="torch")
+    texts = ["set an alarm for seven am", "what's   the weather in paris", "hi"]
+    results = parser.parse(texts)
+    assert [r["text"] for r in results] == texts
+    for r in results:
+        assert r["intent"] in parser.labels.intents
+        assert 0.0 < r["confidence"] <= 1.0
+        assert r["truncated"] is False
+        for slot in r["slots"]:
+            assert r["text"][slot["start"] : slot["end"]] == slot["value"]
+            assert f"B-{slot['type']}" in parser.labels.slot_tags
+
+
+def test_parse_answers_do_not_depend_on_the_batch(tiny_nlu_dir):
+    parser = Parser.load(tiny_nlu_dir, backend="torch")
+    texts = ["turn the lights off in the kitchen please", "play jazz", "remind me at noon"]
+    together = parser.parse(texts)
+    alone = [parser.parse([t])[0] for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        assert (a["intent"], a["slots"]) == (b["intent"], b["slots"])
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-3)
+
+
+def test_long_text_is_flagged_truncated_and_its_tail_untagged(tiny_nlu_dir):
+    parser = Parser.load(tiny_nlu_dir, backend="torch")
+    text = " ".join(["alarm"] * 60)  # max_length is 32 sub-tokens
+    (result,) = parser.parse([text])
+    assert result["truncated"] is True
+    assert all(slot["end"] <= len(" ".join(["alarm"] * 30)) for slot in result["slots"])
+
+
+def test_empty_text_is_refused(tiny_nlu_dir):
+    parser = Parser.load(tiny_nlu_dir, backend="torch")
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        parser.parse(["play jazz", "   "])
+
+
+def test_onnx_backend_without_export_says_how_to_make_it(tiny_nlu_dir, tmp_path):
+    with pytest.raises(ModelError, match="distilnlu export .* --int8"):
+        Parser.load(tiny_nlu_dir, backend="onnx-int8")
+    with pytest.raises(ModelError, match="unknown backend"):
+        Parser.load(tiny_nlu_dir, backend="tensorrt")
+
+
+def test_pair_models_are_refused_with_a_reason(tiny_mlm_dir, tmp_path):
+    from distilnlu.data.labeled import LabelVocab
+    from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+
+    model = EncoderClassifier(
+        load_encoder(tiny_mlm_dir), LabelVocab(["entailment", "neutral"], []), task="pair"
+    )
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ModelError, match="'pair' model"):
+        Parser.load(tmp_path)
