@@ -53,6 +53,20 @@ class Tagged:
     mask: np.ndarray
 
 
+def _private_fast_tokenizer(tokenizer: Any, max_length: int) -> Any:
+    """A copy of a fast tokenizer's Rust tokenizer, truncating at ``max_length``, no padding
+    (``None`` for slow tokenizers)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    fast = Tokenizer.from_str(backend.to_str())
+    fast.enable_truncation(max_length)
+    fast.no_padding()
+    return fast
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     z = np.exp(x - x.max(-1, keepdims=True))
     return z / z.sum(-1, keepdims=True)
@@ -77,6 +91,7 @@ class Parser:
     ) -> None:
         self.run, self.tokenizer, self.labels = run, tokenizer, labels
         self.max_length, self.backend, self.name = max_length, backend, name
+        self._fast = _private_fast_tokenizer(tokenizer, max_length)
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
@@ -98,27 +113,40 @@ class Parser:
         )
 
     def encode(self, split: Sequence[Words]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
-        """``input_ids``/``attention_mask`` ``[B, T]`` and, per text, each word's first
-        sub-token position (-1: truncated away)."""
-        enc = self.tokenizer(
-            [w.words for w in split],
-            is_split_into_words=True,
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="np",
-        )
+        """``input_ids``/``attention_mask`` ``[B, T]`` (right-padded) and, per text, each
+        word's first sub-token position (-1: truncated away)."""
+        rows = self._tokenize([w.words for w in split])
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
         starts = []
-        for row, words in enumerate(split):
+        for row, ((ids, word_ids), words) in enumerate(zip(rows, split, strict=True)):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
             first = [-1] * len(words.words)
             previous = None
-            for position, word in enumerate(enc.word_ids(row)):
+            for position, word in enumerate(word_ids):
                 if word is not None and word != previous:
                     first[word] = position
                 previous = word
             starts.append(first)
-        ids = enc["input_ids"].astype(np.int64)
-        return ids, enc["attention_mask"].astype(np.int64), starts
+        return input_ids, mask, starts
+
+    def _tokenize(self, words: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:
+        """Token ids and word ids per utterance, truncated to ``max_length`` like training.
+
+        Fast tokenizers are called directly (a private copy with its own truncation setting):
+        the ``transformers`` wrapper costs more than the tokenisation itself at batch 1, and
+        batch 1 is what a live request is.
+        """
+        if self._fast is not None:
+            return [
+                (e.ids, e.word_ids) for e in self._fast.encode_batch(words, is_pretokenized=True)
+            ]
+        enc = self.tokenizer(
+            words, is_split_into_words=True, truncation=True, max_length=self.max_length
+        )
+        return [(ids, enc.word_ids(i)) for i, ids in enumerate(enc["input_ids"])]
 
     def tag_words(self, split: Sequence[Words]) -> Tagged:
         """Run the model on split utterances; see :class:`Tagged`."""

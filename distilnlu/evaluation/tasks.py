@@ -156,5 +156,13 @@ def latency_ms(
                     times.append((time.perf_counter() - start) * 1000)
     finally:
         torch.set_num_threads(threads)
+    return latency_summary(times)
+
+
+def latency_summary(times_ms: Sequence[float]) -> dict[str, float]:
+    """``p50``/``p99`` (ms, 3 decimals) and ``n`` of per-call times."""
+    times = list(times_ms)
+    if not times:
+        raise ValueError("no timings to summarise")
     cuts = statistics.quantiles(times, n=100, method="inclusive") if len(times) > 1 else times * 99
     return {"p50": round(statistics.median(times), 3), "p99": round(cuts[98], 3), "n": len(times)}

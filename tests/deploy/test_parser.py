@@ -89,3 +89,21 @@ def test_pair_models_are_refused_with_a_reason(tiny_mlm_dir, tmp_path):
     model.save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="'pair' model"):
         Parser.load(tmp_path)
+
+
+def test_direct_tokenisation_equals_the_transformers_call(tiny_nlu_dir, tiny_nlu_examples):
+    """The parser calls the Rust tokenizer directly; it must give what training gave."""
+    parser = Parser.load(tiny_nlu_dir, backend="torch")
+    words = [list(ex.words) for ex in tiny_nlu_examples[:50]]
+    words += [["alarm"] * 60, ["x"], ["élan", "naïve", "café", "7:30am"]]  # truncation, rare text
+    reference = parser.tokenizer(
+        words, is_split_into_words=True, truncation=True, max_length=parser.max_length
+    )
+    got = parser._tokenize(words)
+    assert [ids for ids, _ in got] == reference["input_ids"]
+    assert [list(w) for _, w in got] == [reference.word_ids(i) for i in range(len(words))]
+    slow = Parser(parser.run, parser.tokenizer, parser.labels, max_length=parser.max_length)
+    slow._fast = None
+    assert slow.encode([split_words(" ".join(w)) for w in words])[0].tolist() == (
+        parser.encode([split_words(" ".join(w)) for w in words])[0].tolist()
+    )
