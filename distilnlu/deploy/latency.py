@@ -1,0 +1,53 @@
+"""Timing helpers shared by ``pick-student`` and ``benchmarks/latency.py``.
+
+Latency here is what one request costs: one utterance at batch 1, from raw text to intent and
+slots (word splitting, tokenisation, model, decoding), on a fixed number of CPU threads.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from distilnlu.evaluation.tasks import latency_summary
+
+
+def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> list[float]:
+    """Milliseconds of ``fn(item)`` for each item, after ``warmup`` untimed calls (the first
+    calls pay for allocations, caches and lazy initialisation)."""
+    for item in list(items[:warmup]):
+        fn(item)
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def measure(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> dict[str, float]:
+    """``p50``/``p99``/``n`` of :func:`time_calls`."""
+    return latency_summary(time_calls(fn, items, warmup))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run PyTorch on ``threads`` intra-op threads inside the block, then restore the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB else
