@@ -73,7 +73,7 @@ def test_empty_text_is_refused(tiny_nlu_dir):
 
 
 def test_onnx_backend_without_export_says_how_to_make_it(tiny_nlu_dir, tmp_path):
-    with pytest.raises(ModelError, match="distilnlu export .* --int8"):
+    with pytest.raises(ModelError, match=r"distilnlu export .* --int8"):
         Parser.load(tiny_nlu_dir, backend="onnx-int8")
     with pytest.raises(ModelError, match="unknown backend"):
         Parser.load(tiny_nlu_dir, backend="tensorrt")
