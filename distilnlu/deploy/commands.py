@@ -144,7 +144,9 @@ def serve(
 def pick_student(
     budget_ms: float = typer.Option(2.0, min=0.0, help="Latency budget: p50 per utterance, ms."),
     threads: int = typer.Option(1, min=1, help="CPU threads (1: what one request gets)."),
-    backend: str = typer.Option("torch", help="torch | onnx | onnx-int8."),
+    backend: str = typer.Option(
+        "onnx-int8", help="onnx-int8 (what `serve` runs once exported) | onnx | torch."
+    ),
     candidates: str | None = typer.Option(
         None, help="Comma-separated presets or LxH shapes (default: a grid of 2-12 layers)."
     ),
@@ -155,7 +157,10 @@ def pick_student(
     repeats: int = typer.Option(100, min=5, help="Timed utterances per candidate."),
     output: Path | None = typer.Option(None, help="Also write the measurements as JSON here."),
 ) -> None:
-    """Measure candidate student shapes on this machine; report the largest within the budget."""
+    """Measure candidate student shapes on this machine; report the largest within the budget.
+
+    Each candidate (random weights, MASSIVE-sized heads) parses one utterance at a time, raw text
+    to intent and slots; deeper shapes of a width are skipped once a shallower one is over."""
     from distilnlu.deploy.pick import pick_student as run_pick
 
     result = run_pick(

@@ -77,7 +77,7 @@ class PickResult:
             f"\nLargest within budget: {best.name} ({best.non_embedding / 1e6:.1f}M non-embedding,"
             f" p50 {best.p50:.2f} ms)"
             if best
-            else "\nNo candidate meets the budget: raise it, or try --backend onnx-int8."
+            else "\nNo candidate meets the budget: raise it, or give smaller --candidates."
         )
         return "\n".join(lines)
 
@@ -203,7 +203,7 @@ def pick_student(
     *,
     budget_ms: float,
     threads: int = 1,
-    backend: str = "torch",
+    backend: str = "onnx-int8",
     candidates: str | None = None,
     tokenizer: Path | None = None,
     tokens: str = "12-16",
