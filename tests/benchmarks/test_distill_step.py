@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "distill_step.py"
 VARIANTS = ("student_mlm", "distill", "naive_distill", "teacher_forward")
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("distill_step_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("packing", ["isolated", "concatenated"])
-def test_distill_step_benchmark_tiny(tmp_path, capsys, packing):
+def test_distill_step_benchmark_tiny(tmp_path, capsys, packing, load_benchmark):
     out = tmp_path / "result.json"
     argv = ["--vocab", "500", "--seq-len", "40", "--batch", "4", "--teacher", "tiny-64"]
     argv += ["--packing", packing]
     argv += ["--student", "tiny", "--steps", "2", "--warmup", "1", "--json", str(out)]
-    result = _load_benchmark().main(argv)
+    result = load_benchmark("distill_step").main(argv)
 
     for key in ("median_ms", "min_ms", "final_loss", "b_over_a_plus_teacher", "c_over_b"):
         assert key in result

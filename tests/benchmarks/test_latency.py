@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "latency.py"
 ROWS = {
     "student torch",
     "student onnx",
@@ -19,19 +17,11 @@ ROWS = {
 }
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("latency_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_latency_benchmark_tiny(tmp_path, tiny_nlu_dir, capsys):
+def test_latency_benchmark_tiny(tmp_path, tiny_nlu_dir, capsys, load_benchmark):
     out = tmp_path / "latency.json"
     argv = ["--student", str(tiny_nlu_dir), "--teacher", str(tiny_nlu_dir), "--preset", "tiny"]
     argv += ["--texts", "12", "--same-process", "--json", str(out)]
-    result = _load_benchmark().main(argv)
+    result = load_benchmark("latency").main(argv)
 
     assert set(result["rows"]) == ROWS
     for row in result["rows"].values():

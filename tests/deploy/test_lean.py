@@ -41,17 +41,20 @@ def test_lean_equals_the_hf_encoder(tiny_mlm_dir, pooling, task):
         torch.testing.assert_close(got_slots[valid], want_slots[valid], atol=1e-5, rtol=1e-5)
 
 
-def test_other_architectures_are_not_restated():
+def _tiny_bert() -> EncoderClassifier:
+    """An intent + slot model on a one-layer BERT encoder (not distilnlu's architecture)."""
     from transformers import BertConfig, BertModel
 
-    bert = BertModel(
-        BertConfig(
-            vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-            intermediate_size=64,
-        ),
-        add_pooling_layer=False,
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64,
     )  # fmt: skip
-    model = EncoderClassifier(bert, LABELS)
+    return EncoderClassifier(BertModel(config, add_pooling_layer=False), LABELS).eval()
+
+
+def test_other_architectures_are_not_restated():
+    model = _tiny_bert()
     assert not supports_lean(model)
     with pytest.raises(ValueError, match="pre-LayerNorm RoBERTa"):
         LeanClassifier(model)
@@ -60,20 +63,11 @@ def test_other_architectures_are_not_restated():
 def test_a_bert_encoder_still_exports_with_parity(tmp_path):
     """Any HF encoder exports (traced as HF wrote it)."""
     import numpy as np
-    from transformers import BertConfig, BertModel
 
     from distilnlu.deploy.backends import OnnxBackend, TorchBackend
     from distilnlu.deploy.export import export_onnx
 
-    torch.manual_seed(0)
-    bert = BertModel(
-        BertConfig(
-            vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-            intermediate_size=64,
-        ),
-        add_pooling_layer=False,
-    )  # fmt: skip
-    model = EncoderClassifier(bert, LABELS).eval()
+    model = _tiny_bert()
     export_onnx(model, tmp_path / "bert.onnx")
     ids, mask = (t.numpy() for t in _batch(50, pad=0))
     want = TorchBackend(model)(ids, mask)
