@@ -44,7 +44,8 @@ from typing import Any
 
 import torch
 
-from distilnlu.deploy.latency import measure, peak_rss_mb, rss_mb, torch_threads
+from distilnlu.deploy.latency import measure, peak_rss_mb, rss_mb
+from distilnlu.evaluation.tasks import torch_threads
 
 WARMUP = 10
 

@@ -8,44 +8,16 @@ from __future__ import annotations
 
 import resource
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from distilnlu.evaluation.tasks import latency_summary
-
-
-def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> list[float]:
-    """Milliseconds of ``fn(item)`` for each item, after ``warmup`` untimed calls (the first
-    calls pay for allocations, caches and lazy initialisation)."""
-    for item in list(items[:warmup]):
-        fn(item)
-    times = []
-    for item in items:
-        start = time.perf_counter()
-        fn(item)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+from distilnlu.evaluation.tasks import latency_summary, time_calls
 
 
 def measure(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> dict[str, float]:
     """``p50``/``p99``/``n`` of :func:`time_calls`."""
     return latency_summary(time_calls(fn, items, warmup))
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run PyTorch on ``threads`` intra-op threads inside the block, then restore the setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def rss_mb() -> float:

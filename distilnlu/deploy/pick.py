@@ -18,9 +18,10 @@ import torch
 
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import OnnxBackend, RunFn, TorchBackend
-from distilnlu.deploy.latency import measure, torch_threads
+from distilnlu.deploy.latency import measure
 from distilnlu.deploy.parser import Parser, split_words
 from distilnlu.errors import ConfigError
+from distilnlu.evaluation.tasks import torch_threads
 from distilnlu.modeling.nlu import EncoderClassifier
 from distilnlu.modeling.presets import PRESETS, ModelShape, build_model, estimate_parameters
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -141,22 +141,38 @@ def latency_ms(
     included."""
     if not texts:
         return {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    times = []
+    with torch_threads(1), _inference(model) as device:
+
+        def call(text: str | tuple[str, str]) -> None:
+            args = text if isinstance(text, tuple) else (text,)
+            enc = tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
+            model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+
+        return latency_summary(time_calls(call, texts, warmup))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run PyTorch on ``threads`` intra-op threads inside the block, then restore the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        with _inference(model) as device:
-            warm = list(texts[:warmup])  # first calls pay for allocations and caches
-            for k, text in enumerate([*warm, *texts]):
-                start = time.perf_counter()
-                args = text if isinstance(text, tuple) else (text,)
-                enc = tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
-                model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
-                if k >= len(warm):
-                    times.append((time.perf_counter() - start) * 1000)
+        yield
     finally:
-        torch.set_num_threads(threads)
-    return latency_summary(times)
+        torch.set_num_threads(before)
+
+
+def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> list[float]:
+    """Milliseconds of ``fn(item)`` for each item, after ``warmup`` untimed calls on the first
+    items (the first calls pay for allocations, caches and lazy initialisation)."""
+    for item in list(items[:warmup]):
+        fn(item)
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def latency_summary(times_ms: Sequence[float]) -> dict[str, float]:
