@@ -50,6 +50,23 @@ def run(
     typer.echo(f"\nOutputs: {cfg.run_dir}")
     if any(r.get("models") for r in results.values()):  # something was fine-tuned: report it
         _report(cfg.run_dir)
+        _deploy_hint(cfg)
+
+
+def _deploy_hint(cfg) -> None:
+    """Where to go next: the commands that ship the last intent + slot model fine-tuned."""
+    from distilnlu.config import FinetuneStage
+    from distilnlu.finetune_stage import model_key
+
+    for name, stage in reversed(list(cfg.stages.items())):
+        if isinstance(stage, FinetuneStage) and stage.task == "intent_slot" and stage.models:
+            folder = cfg.run_dir / name / model_key(cfg, stage.models[-1], "full")
+            if folder.is_dir():
+                typer.echo(
+                    f"\nShip it (docs/deployment.md):\n  distilnlu export {folder} --int8\n"
+                    f"  distilnlu serve {folder}    # try-it page at http://127.0.0.1:8080/"
+                )
+            return
 
 
 def _report(run_dir: Path) -> None:

@@ -159,3 +159,39 @@ def test_cli_report_and_evaluate_a_fine_tuned_model(finished, tmp_path):
     assert metrics["n"] == 20 and 0 <= metrics["exact_match"] <= 1
     missing = runner.invoke(app, ["evaluate", str(folder)])
     assert missing.exit_code != 0
+
+
+def test_a_fine_tuned_model_is_exported_predicted_and_the_run_says_how(finished, tmp_path):
+    """The last leg of the pipeline: a trained model folder, as `run` leaves it, ships."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from distilnlu.cli import app
+
+    path, recipe, _ = finished
+    runner = CliRunner()
+    again = runner.invoke(app, ["run", str(path)])  # every stage is done: report + hint only
+    assert again.exit_code == 0, again.output
+    shipped = recipe.run_dir / "finetune/teacher_stage2"
+    assert f"distilnlu export {shipped} --int8" in again.output
+
+    folder = tmp_path / "teacher_stage2"
+    shutil.copytree(shipped, folder)
+    exported = runner.invoke(app, ["export", str(folder), "--int8"])
+    assert exported.exit_code == 0, exported.output
+    report = json.loads((folder / "export.json").read_text())
+    fp32 = report["files"]["onnx"]["parity"]
+    assert fp32["n"] == 60  # the dev set's saved predictions, with gold labels
+    assert fp32["max_abs_diff_intent_logits"] <= 1e-4 and fp32["max_abs_diff_slot_logits"] <= 1e-4
+    assert fp32["reference_slot_f1"] == fp32["exported_slot_f1"]
+
+    texts = ["wake me up at seven am", "play some jazz in the kitchen"]
+    answers = {}
+    for backend in ("torch", "onnx"):
+        out = runner.invoke(app, ["predict", str(folder), *texts, "--backend", backend])
+        assert out.exit_code == 0, out.output
+        answers[backend] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(a["intent"], a["slots"]) for a in answers["onnx"]] == [
+        (a["intent"], a["slots"]) for a in answers["torch"]
+    ]
