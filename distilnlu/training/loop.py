@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from distilnlu.config import TrainingConfig
+from distilnlu.distributed import use_cpu
 from distilnlu.errors import DistilNLUError
 from distilnlu.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 
@@ -48,11 +50,13 @@ class LoopState:
     last_eval: dict[str, float] = field(default_factory=dict)
 
 
-def make_accelerator(precision: str, grad_accum: int) -> Accelerator:
+def make_accelerator(precision: str) -> Accelerator:
     # Several stages run in one process with possibly different precision; Accelerate keeps a
     # process-wide singleton, so reset it (but keep the distributed set-up) for each stage.
+    # Gradient accumulation is done by the loop (it divides each micro-batch loss itself), so
+    # Accelerate is not told about it: its backward() would divide the loss a second time.
     AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=PRECISION[precision], gradient_accumulation_steps=grad_accum)
+    return Accelerator(mixed_precision=PRECISION[precision], cpu=use_cpu())
 
 
 def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -147,7 +151,7 @@ def train_loop(
         state_extra: JSON-able values stored in (and checked against) the checkpoint, e.g. the
             stage's config hash.
     """
-    acc = make_accelerator(cfg.precision, cfg.grad_accum)
+    acc = make_accelerator(cfg.precision)
     optimizer = build_optimizer(model, cfg)
     scheduler = get_scheduler(
         cfg.scheduler,
@@ -200,7 +204,7 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
     model.train()
     sums: dict[str, torch.Tensor] = {}
     world, rank = acc.num_processes, acc.process_index
-    for _ in range(cfg.grad_accum):
+    for micro in range(cfg.grad_accum):
         # Every process walks the same global stream and keeps its own share, so the data
         # position is one number whatever the world size.
         ids = None
@@ -213,13 +217,21 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
         prepared = objective.prepare(ids, batch_seed(seed, index))
         state.tokens += int(prepared["attention_mask"].sum()) * world  # CPU tensor: no sync
         batch = {k: v.to(acc.device) for k, v in prepared.items()}
-        with acc.autocast():
+        # Gradients are all-reduced across processes once per optimizer step, on the last
+        # micro-batch; the earlier ones only accumulate locally.
+        last = micro == cfg.grad_accum - 1
+        with acc.autocast(), nullcontext() if last else acc.no_sync(model):
             losses = objective(model, batch)
-        acc.backward(losses["loss"] / cfg.grad_accum)
+            acc.backward(losses["loss"] / cfg.grad_accum)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float() / cfg.grad_accum
-    # One device-to-host transfer per optimizer step, not one per loss and micro-batch.
-    totals = dict(zip(sums, torch.stack(list(sums.values())).tolist(), strict=True))
+    # One device-to-host transfer per optimizer step, not one per loss and micro-batch. Under a
+    # multi-process launch the logged losses are the mean over processes: the loss of the global
+    # batch, as one process with the same global batch would log it.
+    stacked = torch.stack(list(sums.values()))
+    if world > 1:
+        stacked = acc.reduce(stacked, reduction="mean")
+    totals = dict(zip(sums, stacked.tolist(), strict=True))
     finite = _all_processes_agree(acc, math.isfinite(totals["loss"]))
     if finite:
         if cfg.max_grad_norm > 0:
