@@ -40,10 +40,13 @@ def run(
     until: str | None = typer.Option(None, help="Stop after this stage (e.g. teacher_stage2)."),
 ) -> None:
     """Run the whole recipe: finished stages skipped, changed ones redone, killed ones resumed."""
+    from distilnlu.distributed import is_main
     from distilnlu.pipeline import lm_summary, run_recipe
 
     cfg = _load(recipe, overrides)
     results = run_recipe(cfg, until=until)
+    if not is_main():  # under a multi-process launch, one process reports
+        return
     table = lm_summary(cfg, results)
     if table:
         typer.echo("\nHeld-out language-model metrics\n" + table)

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from accelerate import PartialState
 from safetensors.torch import load_file, save_file
 from transformers import set_seed
 
@@ -23,6 +22,7 @@ from distilnlu.config import EvalConfig, FinetuneStage, Recipe, dump_recipe
 from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import encode_nlu, encode_pairs, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
+from distilnlu.distributed import is_main
 from distilnlu.evaluation.tasks import evaluate_examples, latency_ms, primary_score
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
 from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
@@ -95,7 +95,7 @@ def run_finetune(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         "labels": {"intents": len(labels.intents), "slot_tags": len(labels.slot_tags)},
         "models": models,
     }
-    if PartialState().is_main_process:
+    if is_main():
         (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
         write_json(out_dir / METRICS, metrics)
     return metrics
@@ -172,7 +172,7 @@ class FinetuneRun:
 
     def keep_best(self, model) -> None:
         """Write the best weights so far (atomically; main process only)."""
-        if not PartialState().is_main_process:
+        if not is_main():
             return
         tmp = self.out_dir / (BEST + ".tmp")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -204,7 +204,7 @@ class FinetuneRun:
             "eval": evaluations,
             "latency_ms": latency_ms(model, self.tokenizer, texts, stage.max_length),
         }
-        if PartialState().is_main_process:  # one writer under a multi-process launch
+        if is_main():  # one writer under a multi-process launch
             for set_name, rows in predictions.items():
                 write_jsonl(out_dir / f"predictions-{set_name}.jsonl", rows)
             model.save_pretrained(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distilnlu.config import DistillStage, PretrainStage, Recipe
+from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
 from distilnlu.stages import METRICS, run_stage, write_json
 
@@ -47,10 +48,12 @@ def is_done(recipe: Recipe, name: str, manifest: dict[str, Any]) -> bool:
 def prepare_stage_dir(out_dir: Path, stage_hash: str) -> None:
     """Clear a folder left by a different configuration; keep one we can resume from."""
     marker = out_dir / HASH_FILE
-    if out_dir.exists() and (not marker.is_file() or marker.read_text().strip() != stage_hash):
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(stage_hash + "\n")
+    if is_main():
+        if out_dir.exists() and (not marker.is_file() or marker.read_text().strip() != stage_hash):
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(stage_hash + "\n")
+    barrier()
 
 
 def run_one(recipe: Recipe, name: str, manifest: dict[str, Any], log=print) -> dict[str, Any]:
@@ -71,7 +74,9 @@ def run_one(recipe: Recipe, name: str, manifest: dict[str, Any], log=print) -> d
         "seconds": seconds,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    write_json(recipe.run_dir / MANIFEST, manifest)
+    if is_main():
+        write_json(recipe.run_dir / MANIFEST, manifest)
+    barrier()
     log(f"[{name}] done in {seconds:.1f}s -> {out_dir}")
     return metrics
 

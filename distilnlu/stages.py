@@ -33,6 +33,7 @@ from distilnlu.data.corpus import (
     heldout_texts,
     pretraining_batches,
 )
+from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
 from distilnlu.evaluation.lm import evaluate_lm
 from distilnlu.modeling.loading import load_masked_lm
@@ -46,7 +47,7 @@ from distilnlu.tokenization import (
 )
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import train_loop
-from distilnlu.training.objectives import MLMObjective
+from distilnlu.training.objectives import MaskedLMModel, MLMObjective
 from distilnlu.training.unigram import init_output_bias
 
 METRICS = "metrics.json"
@@ -99,14 +100,16 @@ def run_tokenizer(recipe: Recipe, name: str, out_dir: Path) -> dict[str, Any]:
     else:
         texts = tokenizer_training_texts(recipe, stage)
         tokenizer = train_tokenizer(texts, stage.vocab_size, show_progress=False)
-    tokenizer.save_pretrained(out_dir)
     metrics: dict[str, Any] = {"stage": name, "vocab_size": len(tokenizer)}
     metrics["trained_on"] = len(texts)
     if stage.report_corpora and texts:
         rows = measure_fertility(tokenizer, report_texts(recipe, stage), stage.vocab_size)
         metrics["fertility"] = [row.__dict__ for row in rows]
-    (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    write_json(out_dir / METRICS, metrics)
+    if is_main():  # every process trained the same tokenizer; one writes it
+        tokenizer.save_pretrained(out_dir)
+        (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        write_json(out_dir / METRICS, metrics)
+    barrier()
     return metrics
 
 
@@ -215,14 +218,15 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
     objective = MLMObjective(tokenizer, stage.masking, stage.training.packing == "isolated")
     if stage.model is not None:  # a fresh model: start its output bias at the unigram
         init_output_bias(model, objective, make_batches(skip=0), recipe.seed + 1)
+    evaluator = make_evaluator(recipe, stage, tokenizer)
     state = train_loop(
-        model=model,
+        model=MaskedLMModel(model),
         objective=objective,
         make_batches=lambda skip: make_batches(skip=skip),
         cfg=cfg,
         out_dir=out_dir,
         seed=recipe.seed,
-        evaluate=make_evaluator(recipe, stage, tokenizer),
+        evaluate=(lambda wrapper: evaluator(wrapper.model)) if evaluator else None,
         desc=name,
         state_extra={"stage_hash": stage_hash},
     )
@@ -248,10 +252,8 @@ def stage_batches(recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer
 def finish_stage(
     recipe: Recipe, name: str, out_dir: Path, model, tokenizer, state, **extra: Any
 ) -> dict[str, Any]:
-    """Write the stage's ``save_pretrained`` folder and metrics.json; drop its checkpoint."""
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    """Write the stage's ``save_pretrained`` folder and metrics.json; drop its checkpoint (the
+    main process writes; every process returns the metrics)."""
     metrics = {
         "stage": name,
         "steps": state.step,
@@ -261,8 +263,13 @@ def finish_stage(
         **extra,
         "eval": state.last_eval,
     }
-    write_json(out_dir / METRICS, metrics)
-    remove_checkpoints(out_dir)
+    if is_main():
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        write_json(out_dir / METRICS, metrics)
+        remove_checkpoints(out_dir)
+    barrier()
     return metrics
 
 

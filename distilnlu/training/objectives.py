@@ -7,6 +7,7 @@ from typing import Protocol
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from distilnlu.data.corpus import document_ids
 from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
@@ -73,16 +74,40 @@ class MLMObjective:
         return batch
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``model``: a bare HF masked LM, or a :class:`MaskedLMModel` (possibly wrapped by
+        DDP/FSDP, whose forward must be the call that computes the loss)."""
         positions = batch["labels"] != -100
-        logits = masked_lm_logits(
-            model,
-            batch["input_ids"],
-            batch["attention_mask"],
-            positions,
-            document_ids=batch.get("document_ids"),
-        )
+        ids, mask, docs = batch["input_ids"], batch["attention_mask"], batch.get("document_ids")
+        if isinstance(model, PreTrainedModel):
+            logits = masked_lm_logits(model, ids, mask, positions, document_ids=docs)
+        else:
+            logits = model(ids, mask, positions, docs)
         mlm = self.loss(logits, batch["labels"][positions])
         return {"loss": mlm, "mlm": mlm.detach()}
+
+
+class MaskedLMModel(nn.Module):
+    """A masked LM whose forward gives logits at the masked positions only (``[N, V]``).
+
+    The training loop hands this module to Accelerate, so a DDP/FSDP wrapper sees the forward
+    that computes the loss, and the vocabulary projection still runs on the N masked rows only
+    (calling a wrapped model's sub-modules directly would bypass its gradient hooks).
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        positions: torch.Tensor,
+        document_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return masked_lm_logits(
+            self.model, input_ids, attention_mask, positions, document_ids=document_ids
+        )
 
 
 class EarlyStopping:
