@@ -285,6 +285,8 @@ def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], o
     tensors, saved = load_checkpoint(path)
     if any(saved.get(k) != v for k, v in extra.items()):
         return LoopState()  # a checkpoint of a different configuration: start over
+    if set(tensors["model"]) != set(model.state_dict()):
+        return LoopState()  # written for another model layout (an older version): start over
     if saved.get("objective") is not None:
         objective.load_state_dict(saved["objective"])
     model.load_state_dict(tensors["model"])

@@ -145,3 +145,29 @@ def test_persistent_nonfinite_loss_stops_with_a_clear_message(tmp_path):
 def test_gradient_accumulation_consumes_micro_batches(tmp_path):
     state = run(tmp_path, ToyObjective(), config(max_steps=3, grad_accum=2))
     assert state.batches_consumed == 6
+
+
+def test_checkpoint_of_another_model_layout_starts_over(tmp_path):
+    """A checkpoint whose parameter names do not fit (e.g. written before the model was wrapped)
+    is not loaded half-way: training starts from step 0."""
+    with pytest.raises(Interrupted):
+        run(tmp_path, ToyObjective(crash_at=6), config())
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = tiny_model()
+
+        def forward(self, **batch):
+            return self.inner(**batch)
+
+    state = train_loop(
+        model=Wrapped(),
+        objective=ToyObjective(),
+        make_batches=make_batches,
+        cfg=config(max_steps=2),
+        out_dir=tmp_path,
+        seed=0,
+        state_extra={"stage_hash": "abc"},
+    )
+    assert state.step == 2 and sorted(losses(tmp_path)) == [1, 2]
