@@ -24,7 +24,7 @@ from distilnlu.modeling.teachers import (
 from distilnlu.stages import build_fresh, finish_stage, make_evaluator, resolve_ref, stage_batches
 from distilnlu.tokenization import load_tokenizer
 from distilnlu.training.distill import DistillObjective, DistillStudent
-from distilnlu.training.loop import train_loop
+from distilnlu.training.loop import train_loop, trained_weights
 from distilnlu.training.losses import AttentionKLLoss, HiddenStateLoss, uniform_layer_map
 from distilnlu.training.schedule import Phase, TeacherSchedule
 from distilnlu.training.unigram import init_output_bias
@@ -176,6 +176,7 @@ def run_distill(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> di
         student,
         tokenizer,
         state,
+        trained_weights(state, "student."),  # DistillStudent keeps the student as .student
         teachers=[t.model for t in stage.teachers],
         teacher_switches=[s.__dict__ for s in schedule.switches],
     )

@@ -46,7 +46,7 @@ from distilnlu.tokenization import (
     train_tokenizer,
 )
 from distilnlu.training.checkpoint import remove_checkpoints
-from distilnlu.training.loop import train_loop
+from distilnlu.training.loop import train_loop, trained_weights
 from distilnlu.training.objectives import MaskedLMModel, MLMObjective
 from distilnlu.training.unigram import init_output_bias
 
@@ -230,7 +230,8 @@ def run_pretrain(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> d
         desc=name,
         state_extra={"stage_hash": stage_hash},
     )
-    return finish_stage(recipe, name, out_dir, model, tokenizer, state)
+    weights = trained_weights(state, "model.")  # MaskedLMModel keeps the masked LM as .model
+    return finish_stage(recipe, name, out_dir, model, tokenizer, state, weights)
 
 
 def stage_batches(recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer):
@@ -250,7 +251,14 @@ def stage_batches(recipe: Recipe, stage: PretrainStage | DistillStage, tokenizer
 
 
 def finish_stage(
-    recipe: Recipe, name: str, out_dir: Path, model, tokenizer, state, **extra: Any
+    recipe: Recipe,
+    name: str,
+    out_dir: Path,
+    model,
+    tokenizer,
+    state,
+    weights: dict[str, torch.Tensor] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """Write the stage's ``save_pretrained`` folder and metrics.json; drop its checkpoint (the
     main process writes; every process returns the metrics)."""
@@ -264,7 +272,8 @@ def finish_stage(
         "eval": state.last_eval,
     }
     if is_main():
-        model.save_pretrained(out_dir)
+        # A sharded engine (FSDP, DeepSpeed) gathered the trained weights into the loop state.
+        model.save_pretrained(out_dir, state_dict=weights)
         tokenizer.save_pretrained(out_dir)
         (out_dir / "recipe.yaml").write_text(dump_recipe(recipe))
         write_json(out_dir / METRICS, metrics)

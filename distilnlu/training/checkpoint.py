@@ -49,12 +49,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(parent: Path, tensors: dict[str, Any], state: dict[str, Any]) -> Path:
-    """Write ``tensors`` (state dicts) and ``state`` (JSON-able) to ``parent/checkpoint``."""
-    parent.mkdir(parents=True, exist_ok=True)
-    final, tmp, old = parent / NAME, parent / f".{NAME}.tmp", parent / f"{NAME}.old"
+def staging_dir(parent: Path) -> Path:
+    """Where a checkpoint is written before it is committed (see :func:`commit_checkpoint`)."""
+    return parent / f".{NAME}.tmp"
+
+
+def reset_staging(parent: Path) -> Path:
+    """An empty staging folder (anything a killed writer left there is dropped)."""
+    tmp = staging_dir(parent)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_checkpoint(parent: Path, tensors: dict[str, Any], state: dict[str, Any]) -> Path:
+    """Add ``tensors`` (state dicts) and ``state`` (JSON-able) to the staging folder, mark it
+    complete and rename it to ``parent/checkpoint``. The staging folder may already hold files
+    written by every process (a sharded engine's state)."""
+    final, tmp, old = parent / NAME, staging_dir(parent), parent / f"{NAME}.old"
     torch.save({**tensors, "rng": rng_state()}, tmp / "state.pt")
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
     with open(tmp / COMPLETE, "w") as fh:
@@ -70,6 +82,13 @@ def save_checkpoint(parent: Path, tensors: dict[str, Any], state: dict[str, Any]
     _fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_checkpoint(parent: Path, tensors: dict[str, Any], state: dict[str, Any]) -> Path:
+    """Write ``tensors`` (state dicts) and ``state`` (JSON-able) to ``parent/checkpoint``."""
+    parent.mkdir(parents=True, exist_ok=True)
+    reset_staging(parent)
+    return commit_checkpoint(parent, tensors, state)
 
 
 def find_checkpoint(parent: Path) -> Path | None:
@@ -90,5 +109,5 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def remove_checkpoints(parent: Path) -> None:
-    for name in (NAME, f"{NAME}.old", f".{NAME}.tmp"):
+    for name in (NAME, f"{NAME}.old", staging_dir(parent).name):
         shutil.rmtree(parent / name, ignore_errors=True)

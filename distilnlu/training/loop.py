@@ -18,19 +18,27 @@ from typing import TYPE_CHECKING, Any
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from distilnlu.config import TrainingConfig
 from distilnlu.distributed import use_cpu
-from distilnlu.errors import DistilNLUError
-from distilnlu.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from distilnlu.errors import ConfigError, DistilNLUError
+from distilnlu.training.checkpoint import (
+    commit_checkpoint,
+    find_checkpoint,
+    load_checkpoint,
+    reset_staging,
+    staging_dir,
+)
 
 if TYPE_CHECKING:
     from distilnlu.training.objectives import Objective
 
 METRICS_FILE = "metrics.jsonl"
+ENGINE_DIR = "engine"  # a sharded engine's own checkpoint files, inside our checkpoint folder
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -48,6 +56,11 @@ class LoopState:
     nonfinite_streak: int = 0
     tokens: int = 0
     last_eval: dict[str, float] = field(default_factory=dict)
+    full_state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    """Sharded engines only: the trained weights gathered at the end (never checkpointed)."""
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "full_state_dict"}
 
 
 def make_accelerator(precision: str) -> Accelerator:
@@ -152,6 +165,12 @@ def train_loop(
             stage's config hash.
     """
     acc = make_accelerator(cfg.precision)
+    if acc.distributed_type == DistributedType.DEEPSPEED and cfg.grad_accum > 1:
+        # DeepSpeed's engine steps and scales the loss on its own accumulation schedule.
+        raise ConfigError(
+            "training.grad_accum > 1 is not supported under DeepSpeed; set grad_accum=1 and"
+            " reach the global batch with batch_size x processes"
+        )
     optimizer = build_optimizer(model, cfg)
     scheduler = get_scheduler(
         cfg.scheduler,
@@ -159,8 +178,16 @@ def train_loop(
         num_warmup_steps=cfg.warmup_steps,
         num_training_steps=cfg.max_steps,
     )
-    state = _resume(out_dir, model, optimizer, scheduler, state_extra or {}, objective)
+    sharded = is_sharded(acc)
+    # A sharded engine's state can only be loaded into the prepared (sharded) model.
+    state = (
+        LoopState()
+        if sharded
+        else _resume(out_dir, model, optimizer, scheduler, state_extra or {}, objective)
+    )
     model, optimizer = acc.prepare(model, optimizer)
+    if sharded:
+        state = _resume_sharded(acc, out_dir, scheduler, state_extra or {}, objective)
     log = MetricsLog(out_dir / METRICS_FILE, acc.is_main_process, state.step)
     stream = make_batches(state.batches_consumed)
     bar = tqdm(
@@ -196,7 +223,24 @@ def train_loop(
             _save(acc, out_dir, model, optimizer, scheduler, state, extra)
     bar.close()
     acc.wait_for_everyone()
+    if sharded:  # every process takes part in gathering the weights for save_pretrained
+        state.full_state_dict = acc.get_state_dict(model)
     return state
+
+
+def is_sharded(acc: Accelerator) -> bool:
+    """FSDP and DeepSpeed spread parameters / optimizer state over processes: their state is
+    saved and loaded by Accelerate on every process, not by the main process alone."""
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def trained_weights(state: LoopState, prefix: str) -> dict[str, torch.Tensor] | None:
+    """The gathered weights of the sub-module under ``prefix`` (e.g. ``"model."`` of a
+    :class:`MaskedLMModel`), for ``save_pretrained(state_dict=...)``; None when unsharded (the
+    module itself holds them)."""
+    if state.full_state_dict is None:
+        return None
+    return {k[len(prefix) :]: v for k, v in state.full_state_dict.items() if k.startswith(prefix)}
 
 
 def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
@@ -269,13 +313,35 @@ def _on_nonfinite(state: LoopState, cfg: TrainingConfig, optimizer, log: Metrics
 def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) -> None:
     acc.wait_for_everyone()
     if acc.is_main_process:
+        reset_staging(out_dir)
+    acc.wait_for_everyone()
+    if is_sharded(acc):
+        # Every process writes its shard of the model and optimizer into the staging folder.
+        acc.save_state(str(staging_dir(out_dir) / ENGINE_DIR))
+        tensors = {"scheduler": scheduler.state_dict()}
+    else:
         tensors = {
             "model": acc.unwrap_model(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
         }
-        save_checkpoint(out_dir, tensors, {**state.__dict__, **extra})
     acc.wait_for_everyone()
+    if acc.is_main_process:
+        commit_checkpoint(out_dir, tensors, {**state.checkpoint_fields(), **extra})
+    acc.wait_for_everyone()
+
+
+def _resume_sharded(acc, out_dir: Path, scheduler, extra: dict[str, Any], objective) -> LoopState:
+    """Resume a sharded engine's run (after ``prepare``): Accelerate loads every process's part."""
+    path = find_checkpoint(out_dir)
+    if path is None or not (path / ENGINE_DIR).is_dir():
+        return LoopState()
+    tensors, saved = load_checkpoint(path)
+    if any(saved.get(k) != v for k, v in extra.items()):
+        return LoopState()
+    acc.load_state(str(path / ENGINE_DIR))
+    scheduler.load_state_dict(tensors["scheduler"])
+    return _restore(saved, objective)
 
 
 def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], objective):
@@ -285,12 +351,16 @@ def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], o
     tensors, saved = load_checkpoint(path)
     if any(saved.get(k) != v for k, v in extra.items()):
         return LoopState()  # a checkpoint of a different configuration: start over
-    if set(tensors["model"]) != set(model.state_dict()):
-        return LoopState()  # written for another model layout (an older version): start over
-    if saved.get("objective") is not None:
-        objective.load_state_dict(saved["objective"])
+    if set(tensors.get("model", {})) != set(model.state_dict()):
+        return LoopState()  # another model layout, or a sharded engine's: start over
     model.load_state_dict(tensors["model"])
     optimizer.load_state_dict(tensors["optimizer"])
     scheduler.load_state_dict(tensors["scheduler"])
-    fields = LoopState.__dataclass_fields__
+    return _restore(saved, objective)
+
+
+def _restore(saved: dict[str, Any], objective) -> LoopState:
+    if saved.get("objective") is not None:
+        objective.load_state_dict(saved["objective"])
+    fields = set(LoopState.__dataclass_fields__) - {"full_state_dict"}
     return LoopState(**{k: v for k, v in saved.items() if k in fields})

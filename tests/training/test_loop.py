@@ -171,3 +171,29 @@ def test_checkpoint_of_another_model_layout_starts_over(tmp_path):
         state_extra={"stage_hash": "abc"},
     )
     assert state.step == 2 and sorted(losses(tmp_path)) == [1, 2]
+
+
+def test_sharded_engine_path_saves_through_accelerate_and_resumes_identically(
+    tmp_path, monkeypatch
+):
+    """The FSDP / DeepSpeed path (Accelerate's save_state / load_state on every process, weights
+    gathered at the end), run in one process: only the sharding itself is absent here."""
+    import distilnlu.training.loop as loop
+
+    monkeypatch.setattr(loop, "is_sharded", lambda acc: True)
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    reference = run(straight, ToyObjective(), config())
+    with pytest.raises(Interrupted):
+        run(resumed, ToyObjective(crash_at=11), config())
+    checkpoint = resumed / "checkpoint"
+    assert (checkpoint / loop.ENGINE_DIR).is_dir()  # the engine's own files
+    assert set(torch.load(checkpoint / "state.pt", weights_only=False)) == {"scheduler", "rng"}
+    state = run(resumed, ToyObjective(), config())
+    after = losses(resumed)
+    assert sorted(after) == list(range(1, 13))
+    for step, value in losses(straight).items():
+        assert abs(after[step] - value) <= 1e-6, step
+    weights = loop.trained_weights(state, "roberta_prelayernorm.")
+    assert weights and all(not k.startswith("roberta_prelayernorm.") for k in weights)
+    assert set(reference.full_state_dict) == set(state.full_state_dict)
+    assert loop.trained_weights(loop.LoopState(), "model.") is None  # unsharded: nothing held
