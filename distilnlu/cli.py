@@ -44,8 +44,9 @@ def run(
     from distilnlu.pipeline import lm_summary, run_recipe
 
     cfg = _load(recipe, overrides)
-    results = run_recipe(cfg, until=until)
-    if not is_main():  # under a multi-process launch, one process reports
+    main_process = is_main()  # under a multi-process launch, one process reports
+    results = run_recipe(cfg, until=until, log=print if main_process else lambda _: None)
+    if not main_process:
         return
     table = lm_summary(cfg, results)
     if table:
