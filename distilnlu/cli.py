@@ -204,7 +204,6 @@ def evaluate(
 
 
 def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
-    from distilnlu.data.labeled import LabeledSetConfig, load_labeled
     from distilnlu.errors import ConfigError
     from distilnlu.evaluation.tasks import evaluate_examples
     from distilnlu.modeling.nlu import load_nlu_model, read_nlu_config
@@ -212,11 +211,7 @@ def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, pa
 
     if data is None:
         raise ConfigError("a fine-tuned model is scored on labeled data: give --data FILE")
-    try:
-        cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
-    except ValueError as exc:
-        raise ConfigError(f"--format/--data: {exc}") from None
-    examples = load_labeled(cfg)
+    examples = deploy_commands.labeled_file(data, data_format, partition)
     max_length = int(read_nlu_config(model_dir).get("max_length", 128))
     model = load_nlu_model(model_dir)
     metrics, _ = evaluate_examples(model, examples, load_tokenizer(model_dir), max_length)

@@ -29,11 +29,15 @@ def export(
 
     Writes model.onnx / model.int8.onnx and export.json (max |Δ logit|, intent and slot
     agreement, accuracy with gold labels) into MODEL_DIR."""
+    from distilnlu.data.nlu import NLUExample
     from distilnlu.deploy.export import dev_sample, export_model
 
     if not onnx and not int8:
         raise ConfigError("nothing to export: give --onnx and/or --int8")
-    examples = _labeled(data, data_format, partition)[:sample] if data else None
+    examples = labeled_file(data, data_format, partition) if data else None
+    if examples and not isinstance(examples[0], NLUExample):
+        raise ConfigError("the parity check takes intent + slot data (massive, bio or spans)")
+    examples = examples[:sample] if examples else None
     report = export_model(
         model_dir, int8=int8, sample=examples if examples else dev_sample(model_dir, sample)
     )
@@ -41,15 +45,14 @@ def export(
     typer.echo(f"\nParity report: {model_dir / 'export.json'}")
 
 
-def _labeled(data: Path, data_format: str, partition: str | None) -> list:
+def labeled_file(data: Path, data_format: str, partition: str | None) -> list:
+    """The examples of one labeled file or folder given on the command line."""
     from distilnlu.data.labeled import LabeledSetConfig, load_labeled
 
     try:
         cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
     except ValueError as exc:
         raise ConfigError(f"--format/--data: {exc}") from None
-    if cfg.task != "intent_slot":
-        raise ConfigError("the parity check takes intent + slot data (massive, bio or spans)")
     return load_labeled(cfg)
 
 

@@ -177,11 +177,9 @@ def export_model(
     folder: str | Path, *, int8: bool = False, sample: Sequence[NLUExample] | Sequence[str] = ()
 ) -> dict[str, Any]:
     """Export ``folder`` to ONNX (+ int8), check parity on ``sample``, write ``export.json``."""
-    from distilnlu.modeling.nlu import load_nlu_model
-
     folder = Path(folder)
     reference = Parser.load(folder, backend="torch")
-    model = load_nlu_model(folder)
+    model = reference.run.model  # the TorchBackend's model: loaded once
     report: dict[str, Any] = {"model": str(folder), "opset": OPSET, "files": {}}
     start = time.perf_counter()
     export_onnx(model, onnx_path(folder, "onnx"))

@@ -264,8 +264,9 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
         # Gradients are all-reduced across processes once per optimizer step, on the last
         # micro-batch; the earlier ones only accumulate locally.
         last = micro == cfg.grad_accum - 1
-        with acc.autocast(), nullcontext() if last else acc.no_sync(model):
-            losses = objective(model, batch)
+        with nullcontext() if last else acc.no_sync(model):
+            with acc.autocast():  # the forward only: backward runs outside autocast
+                losses = objective(model, batch)
             acc.backward(losses["loss"] / cfg.grad_accum)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float() / cfg.grad_accum
@@ -319,7 +320,7 @@ def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) ->
         # Every process writes its shard of the model and optimizer into the staging folder.
         acc.save_state(str(staging_dir(out_dir) / ENGINE_DIR))
         tensors = {"scheduler": scheduler.state_dict()}
-    else:
+    elif acc.is_main_process:
         tensors = {
             "model": acc.unwrap_model(model).state_dict(),
             "optimizer": optimizer.state_dict(),

@@ -112,3 +112,26 @@ def test_cli_export_refuses_to_export_nothing(tiny_nlu_dir):
 def test_split_words_used_for_parity_matches_training_words(tiny_nlu_examples):
     ex = tiny_nlu_examples[0]
     assert split_words(ex.text).words == list(ex.words)
+
+
+def test_cli_export_checks_parity_on_a_given_labeled_file(tmp_path, tiny_nlu_dir):
+    from distilnlu.data.synthetic import labeled_examples
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_nlu_dir, folder)
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(ex) + "\n" for ex in labeled_examples(15, seed=4)))
+    args = ["export", str(folder), "--data", str(data), "--format", "spans", "--sample", "10"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    parity = json.loads((folder / EXPORT_REPORT).read_text())["files"]["onnx"]["parity"]
+    assert parity["n"] == 10 and "reference_slot_f1" in parity  # gold labels from the file
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        '{"premise": "a b", "hypothesis": "c", "label": "neutral", "language": "en"}\n'
+    )
+    refused = CliRunner().invoke(
+        app, ["export", str(folder), "--data", str(pairs), "--format", "xnli_jsonl"]
+    )
+    assert refused.exit_code != 0 and "intent + slot data" in str(refused.exception)
