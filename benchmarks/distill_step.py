@@ -47,7 +47,7 @@ from torch import nn
 
 from distilnlu.config import DistillLossConfig
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.modeling.heads import document_inputs, masked_lm_forward
+from distilnlu.modeling.masked_lm import document_inputs, masked_lm_forward
 from distilnlu.modeling.presets import build_model, count_parameters, resolve_shape
 from distilnlu.training.distill import DistillObjective, DistillStudent
 from distilnlu.training.objectives import MLMObjective

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from distilnlu.deploy.latency import measure, peak_rss_mb, rss_mb
-from distilnlu.evaluation.tasks import torch_threads
+from distilnlu.evaluation.inference import torch_threads
 
 WARMUP = 10
 
@@ -57,7 +57,7 @@ def _hf_pipeline(folder: Path):
     from transformers.utils import logging as hf_logging
 
     from distilnlu.data.labeled import LabelVocab
-    from distilnlu.modeling.nlu import HEADS_FILE
+    from distilnlu.modeling.classifier import HEADS_FILE
 
     labels = LabelVocab.load(folder)
     hf_logging.set_verbosity_error()  # the classifier is "missing" until the line below sets it

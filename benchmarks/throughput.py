@@ -330,7 +330,7 @@ class CountingObjective:
 
 
 class FullVocabHead(nn.Module):
-    """A wrapper that :func:`~distilnlu.modeling.heads.lm_head` does not see through.
+    """A wrapper that :func:`~distilnlu.modeling.masked_lm.lm_head` does not see through.
 
     The masked-LM helpers then take their fallback path: the LM head projects every position onto
     the vocabulary and the logits are indexed afterwards (the ``- masked-only head`` ablation).

@@ -179,7 +179,7 @@ def evaluate(
 ) -> None:
     """Score a model. Fine-tuned: intent accuracy, slot F1, exact match, SemER (or pair accuracy)
     on --data. Masked LM: perplexity (fixed seeded masks) and mask-filling accuracy."""
-    from distilnlu.modeling.nlu import NLU_CONFIG
+    from distilnlu.modeling.classifier import NLU_CONFIG
 
     if (model_dir / NLU_CONFIG).is_file():
         typer.echo(
@@ -205,8 +205,8 @@ def evaluate(
 
 def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
     from distilnlu.errors import ConfigError
-    from distilnlu.evaluation.tasks import evaluate_examples
-    from distilnlu.modeling.nlu import load_nlu_model, read_nlu_config
+    from distilnlu.evaluation.inference import evaluate_examples
+    from distilnlu.modeling.classifier import load_nlu_model, read_nlu_config
     from distilnlu.tokenization import load_tokenizer
 
     if data is None:

@@ -23,9 +23,9 @@ from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import encode_nlu, encode_pairs, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
 from distilnlu.distributed import is_main
-from distilnlu.evaluation.tasks import evaluate_examples, latency_ms, primary_score
+from distilnlu.evaluation.inference import evaluate_examples, latency_ms, primary_score
+from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
-from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
 from distilnlu.modeling.presets import count_parameters
 from distilnlu.stages import METRICS, resolve_ref, score_texts, write_json
 from distilnlu.tokenization import load_tokenizer

@@ -119,7 +119,7 @@ def tiny_nlu_dir(tmp_path_factory, tiny_mlm_dir, tiny_nlu_examples) -> Path:
     import torch
 
     from distilnlu.data.labeled import LabelVocab
-    from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+    from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
     from distilnlu.tokenization import load_tokenizer
 
     torch.manual_seed(0)

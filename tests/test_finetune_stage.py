@@ -5,7 +5,7 @@ import json
 import pytest
 
 from distilnlu.config import load_recipe
-from distilnlu.modeling.nlu import load_nlu_model
+from distilnlu.modeling.classifier import load_nlu_model
 from distilnlu.pipeline import run_recipe
 
 FINETUNE = {
@@ -94,7 +94,7 @@ def test_best_dev_checkpoint_is_the_one_saved(finished):
     assert m["eval"]["nlu_dev"]["exact_match"] == pytest.approx(dev[m["best_step"]])
     model = load_nlu_model(folder)  # the saved folder reloads and scores the same
     from distilnlu.data.labeled import load_labeled
-    from distilnlu.evaluation.tasks import evaluate_nlu
+    from distilnlu.evaluation.inference import evaluate_nlu
     from distilnlu.tokenization import load_tokenizer
 
     dev_set = load_labeled(recipe.data.labeled["nlu_dev"])

@@ -91,7 +91,7 @@ class OnnxBackend:
 def load_backend(folder: str | Path, backend: str, threads: int | None = None) -> RunFn:
     """The callable for ``backend`` (already resolved: not ``auto``) of a model folder."""
     if backend == "torch":
-        from distilnlu.modeling.nlu import load_nlu_model
+        from distilnlu.modeling.classifier import load_nlu_model
 
         if threads:
             torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ import torch
 from distilnlu.data.nlu import NLUExample
 from distilnlu.deploy.backends import ONNX_FILES, OnnxBackend, onnx_path
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
-from distilnlu.evaluation.nlu import intent_accuracy, slot_prf
+from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
 from distilnlu.stages import write_json
 
 EXPORT_REPORT = "export.json"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from distilnlu.evaluation.tasks import latency_summary, time_calls
+from distilnlu.evaluation.inference import latency_summary, time_calls
 
 
 def measure(fn: Callable[[Any], Any], items: Sequence[Any], warmup: int = 10) -> dict[str, float]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distilnlu.modeling.nlu import EncoderClassifier
+from distilnlu.modeling.classifier import EncoderClassifier
 
 
 def supports_lean(model: EncoderClassifier) -> bool:

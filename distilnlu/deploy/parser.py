@@ -19,8 +19,8 @@ from transformers import AutoTokenizer
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
 from distilnlu.errors import ModelError
-from distilnlu.evaluation.nlu import chunks
-from distilnlu.modeling.nlu import read_nlu_config
+from distilnlu.evaluation.metrics import chunks
+from distilnlu.modeling.classifier import read_nlu_config
 
 _WORD = re.compile(r"\S+")
 DEFAULT_MAX_LENGTH = 128

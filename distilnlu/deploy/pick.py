@@ -21,8 +21,8 @@ from distilnlu.deploy.backends import OnnxBackend, RunFn, TorchBackend
 from distilnlu.deploy.latency import measure
 from distilnlu.deploy.parser import Parser, split_words
 from distilnlu.errors import ConfigError
-from distilnlu.evaluation.tasks import torch_threads
-from distilnlu.modeling.nlu import EncoderClassifier
+from distilnlu.evaluation.inference import torch_threads
+from distilnlu.modeling.classifier import EncoderClassifier
 from distilnlu.modeling.presets import PRESETS, ModelShape, build_model, estimate_parameters
 
 # Widths x depths of the default grid; heads of size 64, FFN 4x (RoBERTa's proportions).

@@ -41,7 +41,7 @@ from distilnlu.data.masking import (
     special_tokens_mask,
 )
 from distilnlu.errors import ModelError
-from distilnlu.modeling.heads import masked_lm_logits
+from distilnlu.modeling.masked_lm import masked_lm_logits
 
 
 def _words(text: str) -> frozenset[str]:

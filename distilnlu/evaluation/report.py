@@ -22,7 +22,7 @@ from typing import Any
 
 from distilnlu.errors import DataError
 from distilnlu.evaluation import plots
-from distilnlu.evaluation.nlu import relative_error_change, spearman
+from distilnlu.evaluation.metrics import relative_error_change, spearman
 from distilnlu.evaluation.render import (
     DASH,
     MINUS,

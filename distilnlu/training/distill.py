@@ -19,7 +19,7 @@ from torch import nn
 
 from distilnlu.config import DistillLossConfig
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.modeling.heads import masked_lm_forward
+from distilnlu.modeling.masked_lm import masked_lm_forward
 from distilnlu.training.losses import (
     AttentionKLLoss,
     HiddenStateLoss,

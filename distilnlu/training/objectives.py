@@ -11,7 +11,7 @@ from transformers import PreTrainedModel
 
 from distilnlu.data.corpus import document_ids
 from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
-from distilnlu.modeling.heads import masked_lm_logits
+from distilnlu.modeling.masked_lm import masked_lm_logits
 from distilnlu.tokenization import word_start_table
 from distilnlu.training.losses import IntentSlotLoss, MaskedLMLoss
 

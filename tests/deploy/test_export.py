@@ -13,7 +13,7 @@ from distilnlu.cli import app
 from distilnlu.deploy.backends import OnnxBackend, TorchBackend, resolve_backend
 from distilnlu.deploy.export import EXPORT_REPORT, dev_sample, export_model
 from distilnlu.deploy.parser import Parser, split_words
-from distilnlu.modeling.nlu import load_nlu_model
+from distilnlu.modeling.classifier import load_nlu_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.lean import LeanClassifier, supports_lean
-from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 
 LABELS = LabelVocab(["a", "b", "c"], ["O", "B-x", "I-x"])
 

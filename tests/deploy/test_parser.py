@@ -81,7 +81,7 @@ def test_onnx_backend_without_export_says_how_to_make_it(tiny_nlu_dir, tmp_path)
 
 def test_pair_models_are_refused_with_a_reason(tiny_mlm_dir, tmp_path):
     from distilnlu.data.labeled import LabelVocab
-    from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+    from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 
     model = EncoderClassifier(
         load_encoder(tiny_mlm_dir), LabelVocab(["entailment", "neutral"], []), task="pair"

@@ -20,7 +20,7 @@ from distilnlu.data.masking import (
 )
 from distilnlu.errors import ModelError
 from distilnlu.evaluation import lm
-from distilnlu.modeling.heads import masked_lm_logits
+from distilnlu.modeling.masked_lm import masked_lm_logits
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, as RoBERTa
 SUBJECTS = ["the farmer", "my neighbour", "a teacher", "the pilot", "our doctor", "the painter"]

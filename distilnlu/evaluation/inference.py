@@ -18,7 +18,7 @@ from torch import nn
 
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
 from distilnlu.data.nlu import NLUExample, PairExample
-from distilnlu.evaluation.nlu import nlu_metrics, pair_accuracy
+from distilnlu.evaluation.metrics import nlu_metrics, pair_accuracy
 
 
 @contextmanager

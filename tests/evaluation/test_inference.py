@@ -2,8 +2,8 @@
 
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.data.nlu import NLUExample, PairExample
-from distilnlu.evaluation.tasks import evaluate_nlu, evaluate_pairs, latency_ms, primary_score
-from distilnlu.modeling.nlu import EncoderClassifier, load_encoder
+from distilnlu.evaluation.inference import evaluate_nlu, evaluate_pairs, latency_ms, primary_score
+from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 
 TRAIN = [
     NLUExample(("wake", "me", "at", "five"), ("O", "O", "O", "B-time"), "alarm_set"),

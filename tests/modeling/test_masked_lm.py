@@ -6,7 +6,7 @@ import pytest
 import torch
 import transformers
 
-from distilnlu.modeling import heads
+from distilnlu.modeling import masked_lm as heads
 
 SHAPE = dict(
     vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64

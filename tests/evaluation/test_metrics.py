@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from distilnlu.evaluation import nlu
+from distilnlu.evaluation import metrics as nlu
 
 # --- chunks ------------------------------------------------------------------------------------
 

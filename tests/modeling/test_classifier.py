@@ -8,7 +8,7 @@ from distilnlu.config import TrainingConfig
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.data.nlu import NLUExample
 from distilnlu.errors import ModelError
-from distilnlu.modeling.nlu import EncoderClassifier, load_encoder, load_nlu_model
+from distilnlu.modeling.classifier import EncoderClassifier, load_encoder, load_nlu_model
 from distilnlu.training.loop import build_optimizer
 from distilnlu.training.objectives import ClassificationObjective, EarlyStopping
 

@@ -1,0 +1,183 @@
+"""The run folder: where every file of a run lives, how it is written, what its metrics hold.
+
+One owner for the on-disk layout, so the stages that write a run and the report that reads it
+agree by construction::
+
+    runs/<name>/
+      manifest.json                  finished stages: hash, kind, seconds (pipeline)
+      <stage>/                       a save_pretrained folder + the files below
+        .stage_hash                  the configuration the folder belongs to
+        recipe.yaml                  the resolved recipe
+        metrics.json                 final metrics; written last, marks the stage done
+        metrics.jsonl                one row per step plus evaluation rows (training loop)
+        checkpoint/                  resumable state while the stage runs (training/checkpoint)
+      <finetune stage>/<model>[-frozen]/
+        ... a fine-tuned model folder, metrics.json, predictions-<set>.jsonl, best.safetensors
+      report/                        index.html, report.md, PNG figures
+
+Every file is written atomically (:func:`atomic_path`): a temporary name in the same folder,
+then one rename, so a reader or a killed writer never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
+
+MANIFEST = "manifest.json"
+HASH_FILE = ".stage_hash"
+RECIPE = "recipe.yaml"
+METRICS = "metrics.json"
+METRICS_LOG = "metrics.jsonl"
+BEST_WEIGHTS = "best.safetensors"
+REPORT_DIR = "report"
+LM_KINDS = frozenset({"pretrain", "distill"})
+"""Stage kinds that train a masked LM: their metrics carry held-out LM evaluations."""
+
+
+def predictions_file(set_name: str) -> str:
+    return f"predictions-{set_name}.jsonl"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    On an exception the temporary file is removed and ``path`` keeps its old content (or stays
+    absent), so no reader ever sees a partial file.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write ``content`` (text as UTF-8) to ``path`` atomically."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically, indented, with a trailing newline."""
+    atomic_write(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write one JSON object a line, atomically (non-ASCII text kept as is)."""
+    atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing or unreadable (a stage still going)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of ``path``, one a line; lines that do not parse (a killed run) skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- metrics schema
+# What each stage kind writes to its metrics.json; the report reads the same keys. TypedDicts
+# keep the files plain JSON while the type checker holds writers and readers to one schema.
+
+
+class LMEval(TypedDict):
+    """Held-out masked-LM metrics of one corpus (``by_language`` when it has several)."""
+
+    loss: float
+    perplexity: float
+    masked_tokens: int
+    mask_fill_accuracy: float
+    mask_fill_n: int
+    by_language: NotRequired[dict[str, Any]]
+
+
+class TokenizerMetrics(TypedDict):
+    stage: str
+    vocab_size: int
+    trained_on: int
+    fertility: NotRequired[list[dict[str, Any]]]
+
+
+class TrainedMetrics(TypedDict):
+    """A stage that trained a masked LM (pretrain, distill)."""
+
+    stage: str
+    steps: int
+    tokens: int
+    nonfinite_skipped: int
+    parameters: dict[str, int]
+    eval: dict[str, LMEval]
+    teachers: NotRequired[list[str]]
+    teacher_switches: NotRequired[list[dict[str, Any]]]
+
+
+class ModelMetrics(TypedDict):
+    """One fine-tuned model of a finetune stage."""
+
+    source: str
+    encoder: str
+    folder: str
+    parameters: dict[str, int]
+    lm: dict[str, Any] | None
+    steps: int
+    best_step: int
+    seconds: float
+    eval_seconds: float
+    eval: dict[str, dict[str, Any]]
+    latency_ms: dict[str, float]
+
+
+class FinetuneMetrics(TypedDict):
+    stage: str
+    task: str
+    baseline: str | None
+    lm_corpus: str | None
+    dev: str
+    primary: str
+    train_examples: int
+    labels: dict[str, int]
+    models: dict[str, ModelMetrics]
+
+
+class ManifestEntry(TypedDict):
+    hash: str
+    kind: str
+    output: str
+    seconds: float
+    finished: str
+
+
+class Manifest(TypedDict):
+    stages: dict[str, ManifestEntry]
+
+
+StageMetrics = TokenizerMetrics | TrainedMetrics | FinetuneMetrics
