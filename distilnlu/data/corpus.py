@@ -23,7 +23,9 @@ from distilnlu.data.mixing import (
     source_size,
     temperature_weights,
 )
-from distilnlu.data.sources import Document, SourceStats, iter_documents, normalize_language
+from distilnlu.data.records import SourceStats
+from distilnlu.data.source_config import Document, SourceConfig, normalize_language
+from distilnlu.data.sources import iter_documents
 from distilnlu.data.spoken import to_spoken
 from distilnlu.errors import DataError
 
@@ -38,7 +40,7 @@ def _language_stream(
             yield from iter_documents(source, data.root, data.on_error, stats)
 
 
-def _source_language(source) -> str:
+def _source_language(source: SourceConfig) -> str:
     # Sources with a per-record language field are mixed as one group: their languages are only
     # known while reading.
     return "*" + source.path if source.language_field else normalize_language(source.language)
@@ -161,7 +163,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(])")
 
 def split_sentences(text: str) -> list[str]:
     """Rough sentence split for held-out written text (evaluation wants sentence-sized items)."""
-    out = []
+    out: list[str] = []
     for line in text.splitlines():
         out.extend(s.strip() for s in _SENTENCE_END.split(line) if len(s.split()) >= 3)
     return out

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.data.nlu import NLUExample, PairExample
 
 IGNORE = -100
 
@@ -102,7 +102,9 @@ def collate(items: Sequence[Encoded], pad_id: int, with_slots: bool) -> dict[str
     return batch
 
 
-def epoch_batches(n: int, batch_size: int, rng: random.Random, lengths: Sequence[int]):
+def epoch_batches(
+    n: int, batch_size: int, rng: random.Random, lengths: Sequence[int]
+) -> list[list[int]]:
     """Index batches of one epoch, grouped by length.
 
     Shuffle, then sort windows of 50 batches by length, so each batch pads little while the
@@ -111,7 +113,7 @@ def epoch_batches(n: int, batch_size: int, rng: random.Random, lengths: Sequence
     order = list(range(n))
     rng.shuffle(order)
     window = batch_size * 50
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, n, window):
         chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))

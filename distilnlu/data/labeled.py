@@ -1,7 +1,8 @@
 """Labeled sets of a recipe and the label vocabulary a model is trained with.
 
-A recipe names each labeled split with a :class:`LabeledSetConfig` (``data.labeled``);
-:func:`load_labeled` reads it with the format readers of :mod:`distilnlu.data.nlu`.
+A recipe names each labeled split with a
+:class:`~distilnlu.data.labeled_config.LabeledSetConfig` (``data.labeled``); :func:`load_labeled`
+reads it with the format readers of :mod:`distilnlu.data.readers`.
 :class:`LabelVocab` fixes the intent and tag ids a model is trained with; it is saved next to the
 model so that evaluation maps labels exactly as training did.
 """
@@ -14,108 +15,23 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from distilnlu.data.nlu import (
-    BIO_FILES,
-    DEFAULT_LOCALE,
-    PAIR_FORMATS,
-    PAIR_LABELS,
-    LabeledFormat,
-    NLUExample,
-    PairExample,
-    _language_from_name,
-    _read_bio,
-    _read_massive,
-    _read_spans,
-    _read_xnli_jsonl,
-    _read_xnli_tsv,
-    from_span_records,
-)
-from distilnlu.data.sources import OnError, SourceStats, _json_type, _Problems, resolve_paths
+from distilnlu.data.examples import DEFAULT_LOCALE, PAIR_LABELS, NLUExample, PairExample
+from distilnlu.data.intent_formats import BIO_FILES, from_span_records, read_bio
+from distilnlu.data.labeled_config import LabeledSetConfig
+from distilnlu.data.paths import resolve_paths
+from distilnlu.data.readers import LABELED_READERS
+from distilnlu.data.records import OnError, Problems, SourceStats, json_type
 from distilnlu.errors import DataError
 
-__all__ = ["LABELS_FILE", "LabelVocab", "LabeledSetConfig", "load_labeled"]
+__all__ = ["LABELS_FILE", "LabelVocab", "load_labeled"]
 
 LABELS_FILE = "labels.json"
 """File name of a saved :class:`LabelVocab` inside a model folder."""
 
 
-# ------------------------------------------------------------------------------ recipe config
-
-
-class LabeledSetConfig(BaseModel):
-    """One labeled data set (a split) of a recipe."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: LabeledFormat = Field(
-        description=(
-            "'massive' (MASSIVE jsonl with annot_utt), 'bio' (folder with seq.in, seq.out, "
-            "label), 'spans' (jsonl with text, intent and character-span slots), 'synthetic' "
-            "(built-in demo utterances), 'xnli_tsv' (premise, hypothesis, label) or 'xnli_jsonl'."
-        )
-    )
-    path: str | None = Field(
-        default=None,
-        description=(
-            "A file, a folder (bio; for other formats every file under it) or a glob pattern "
-            "(several files, read in sorted order). Relative to data.root when it is set."
-        ),
-    )
-    partition: str | None = Field(
-        default=None, description="massive: keep only this partition (train, dev or test)."
-    )
-    locales: list[str] | None = Field(
-        default=None, description="massive: keep only these locales, e.g. ['en-US', 'de-DE']."
-    )
-    language: str | None = Field(
-        default=None,
-        description=(
-            "xnli: the language of every pair (default: from the file or folder name, or the "
-            "record's language field). Other formats: the locale of every example."
-        ),
-    )
-    num_examples: int | None = Field(
-        default=None,
-        gt=0,
-        description=(
-            "synthetic: how many examples to generate. Other formats: keep only the first N "
-            "examples after skip (default: all)."
-        ),
-    )
-    skip: int = Field(
-        default=0,
-        ge=0,
-        description="Drop the first N examples (e.g. to carve a dev split off the same data).",
-    )
-    seed: int = Field(default=0, description="synthetic: random seed of the generator.")
-
-    @model_validator(mode="after")
-    def _check(self) -> LabeledSetConfig:
-        if self.format == "synthetic":
-            if self.num_examples is None:
-                raise ValueError("format 'synthetic' needs num_examples")
-            if self.path is not None:
-                raise ValueError("format 'synthetic' takes no path")
-        elif self.path is None or not self.path.strip():
-            raise ValueError(f"format {self.format!r} needs a path")
-        if self.format != "massive":
-            for name in ("partition", "locales"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name} applies to format 'massive' only")
-        if self.locales is not None and not self.locales:
-            raise ValueError("locales is an empty list: no example could match")
-        if self.language is not None and not self.language.strip():
-            raise ValueError("language must not be empty")
-        return self
-
-    @property
-    def task(self) -> Literal["intent_slot", "pair"]:
-        """'pair' for sentence-pair classification (XNLI), else 'intent_slot'."""
-        return "pair" if self.format in PAIR_FORMATS else "intent_slot"
+# ------------------------------------------------------------------------------ labeled sets
 
 
 def load_labeled(
@@ -129,7 +45,7 @@ def load_labeled(
     A glob or folder path (other than for 'bio') reads every file it stands for, in sorted order.
     Raises DataError naming the set when it yields no examples.
     """
-    problems = _Problems(on_error, stats)
+    problems = Problems(on_error, stats)
     if cfg.format == "synthetic":
         from distilnlu.data.synthetic import labeled_examples
 
@@ -156,25 +72,17 @@ def load_labeled(
     return examples
 
 
-def _read_set(cfg: LabeledSetConfig, root: Path | str | None, problems: _Problems) -> list[Any]:
+def _read_set(cfg: LabeledSetConfig, root: Path | str | None, problems: Problems) -> list[Any]:
     assert cfg.path is not None
     if cfg.format == "bio":
-        return _read_bio(_resolve_folder(cfg.path, root), cfg.language or DEFAULT_LOCALE, problems)
+        folder = _resolve_folder(cfg.path, root)
+        return read_bio(folder, locale=cfg.language or DEFAULT_LOCALE, problems=problems)
     examples: list[Any] = []
     for path in resolve_paths(cfg.path, root):
-        if cfg.format == "massive":
-            examples += _read_massive(path, cfg.partition, cfg.locales, problems)
-        elif cfg.format == "spans":
-            examples += _read_spans(path, "text", problems)
-        elif cfg.format == "xnli_tsv":
-            language = cfg.language or _language_from_name(
-                path.stem, path, "file name", suffix=True
-            )
-            examples += _read_xnli_tsv(path, language, problems)
-        elif cfg.format == "xnli_jsonl":
-            examples += _read_xnli_jsonl(path, cfg.language, problems)
-        else:  # pragma: no cover - excluded by the Literal type
+        reader = LABELED_READERS.get(cfg.format)
+        if reader is None:  # pragma: no cover - excluded by the Literal type
             raise DataError(f"format {cfg.format!r} cannot be read from files")
+        examples += reader(path, cfg, problems)
     return examples
 
 
@@ -190,7 +98,7 @@ def _resolve_folder(path: str, root: Path | str | None) -> Path:
     return folder
 
 
-def _empty_hint(cfg: LabeledSetConfig, read: int, problems: _Problems) -> str:
+def _empty_hint(cfg: LabeledSetConfig, read: int, problems: Problems) -> str:
     notes = []
     filters = {"partition": cfg.partition, "locales": cfg.locales}
     active = ", ".join(f"{k}={v!r}" for k, v in filters.items() if v is not None)
@@ -263,7 +171,7 @@ class LabelVocab:
     def from_json(cls, d: Mapping[str, Any], where: str = "label vocabulary") -> LabelVocab:
         """Inverse of :meth:`to_json`; DataError ``"<where>: ..."`` when malformed."""
         if not isinstance(d, Mapping):
-            raise DataError(f"{where}: expected an object, got {_json_type(d)}")
+            raise DataError(f"{where}: expected an object, got {json_type(d)}")
         lists = []
         for key in ("intents", "slot_tags"):
             value = d.get(key)

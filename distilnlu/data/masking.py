@@ -25,7 +25,7 @@ import torch
 IGNORE_INDEX = -100
 """Label value at positions that are not predicted (PyTorch's cross-entropy default)."""
 
-# Category codes returned by :func:`_draw_categories`.
+# Category codes returned by :func:`draw_categories`.
 NOT_SELECTED = 0
 TO_MASK = 1
 TO_RANDOM = 2
@@ -73,7 +73,7 @@ class MaskingConfig(pydantic.BaseModel):
         return self
 
 
-def special_tokens_mask(input_ids: torch.Tensor, special_ids: Sequence[int]) -> torch.BoolTensor:
+def special_tokens_mask(input_ids: torch.Tensor, special_ids: Sequence[int]) -> torch.Tensor:
     """True where ``input_ids`` (any shape) holds one of ``special_ids``."""
     special = torch.as_tensor(list(special_ids), dtype=input_ids.dtype, device=input_ids.device)
     if special.numel() == 0:
@@ -81,7 +81,7 @@ def special_tokens_mask(input_ids: torch.Tensor, special_ids: Sequence[int]) -> 
     return torch.isin(input_ids, special)
 
 
-def random_candidates(vocab_size: int, special_ids: Sequence[int]) -> torch.LongTensor:
+def random_candidates(vocab_size: int, special_ids: Sequence[int]) -> torch.Tensor:
     """Ids ``0 .. vocab_size-1`` without the special ones: the pool for random replacement [K]."""
     if vocab_size <= 0:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
@@ -95,7 +95,7 @@ def random_candidates(vocab_size: int, special_ids: Sequence[int]) -> torch.Long
     return candidates
 
 
-def _word_index(maskable: torch.Tensor, word_start: torch.Tensor) -> torch.LongTensor:
+def _word_index(maskable: torch.Tensor, word_start: torch.Tensor) -> torch.Tensor:
     """Index of the word each token belongs to, counted per row from 0 [B, T].
 
     A word starts at a maskable token that is marked as a word start or that follows a
@@ -108,13 +108,13 @@ def _word_index(maskable: torch.Tensor, word_start: torch.Tensor) -> torch.LongT
     return (starts.long().cumsum(dim=1) - 1).clamp_min(0)
 
 
-def _draw_categories(
+def draw_categories(
     maskable: torch.Tensor,
     *,
     config: MaskingConfig,
     generator: torch.Generator,
     word_start: torch.Tensor | None = None,
-) -> tuple[torch.LongTensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decide what happens at each position.
 
     Returns ``(category [B, T], candidate_draw [B, T])`` on the generator's device, where category
@@ -155,15 +155,15 @@ def _draw_categories(
 
 
 def mask_tokens(
-    input_ids: torch.LongTensor,
+    input_ids: torch.Tensor,
     *,
-    maskable: torch.BoolTensor,
+    maskable: torch.Tensor,
     mask_token_id: int,
-    random_token_ids: torch.LongTensor,
+    random_token_ids: torch.Tensor,
     config: MaskingConfig,
     generator: torch.Generator,
-    word_start: torch.BoolTensor | None = None,
-) -> tuple[torch.LongTensor, torch.LongTensor]:
+    word_start: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a batch for the MLM objective.
 
     Args:
@@ -187,7 +187,7 @@ def mask_tokens(
         raise ValueError(
             f"maskable has shape {tuple(maskable.shape)}, expected {tuple(input_ids.shape)}"
         )
-    category, candidate_u = _draw_categories(
+    category, candidate_u = draw_categories(
         maskable, config=config, generator=generator, word_start=word_start
     )
     device = input_ids.device

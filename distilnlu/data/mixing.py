@@ -18,20 +18,17 @@ tokens.
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 import logging
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Final, Literal
 
-from distilnlu.data.sources import (
-    HF_PREFIX,
-    SYNTHETIC_PREFIX,
-    Document,
-    SourceConfig,
-    resolve_paths,
-)
+from distilnlu.data.paths import resolve_paths
+from distilnlu.data.source_config import HF_PREFIX, SYNTHETIC_PREFIX, Document, SourceConfig
 from distilnlu.errors import DataError
 
 __all__ = [
@@ -44,7 +41,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_END = object()
+
+class _End(enum.Enum):
+    """End-of-stream sentinel of ``next(iterator, _END)``, typed so that ``is _END`` narrows."""
+
+    END = enum.auto()
+
+
+_END: Final = _End.END
 
 SYNTHETIC_BYTES_PER_DOC = 60
 """Assumed size of one synthetic document, so synthetic sources can be weighed against files."""
@@ -173,6 +177,7 @@ def _mix(
 ) -> Iterator[Document]:
     iterators: dict[str, Iterator[Document]] = {}
     epochs: dict[str, int] = dict.fromkeys(streams, 0)
+    document: Document | Literal[_End.END]
     try:
         while True:
             lang = choose()

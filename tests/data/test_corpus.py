@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from distilnlu.data.corpus import document_ids, pack
-from distilnlu.data.sources import Document
+from distilnlu.data.source_config import Document
 
 BOS, PAD, EOS = 0, 1, 2
 

@@ -2,6 +2,7 @@
 
 import torch
 
+from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.finetune import (
     IGNORE,
     collate,
@@ -11,7 +12,6 @@ from distilnlu.data.finetune import (
     training_batches,
 )
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.data.nlu import NLUExample, PairExample
 
 EXAMPLES = [
     NLUExample(("wake", "me", "up", "at", "seven"), ("O", "O", "O", "O", "B-time"), "alarm_set"),

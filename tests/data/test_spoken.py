@@ -1,7 +1,8 @@
 """Tests for the written-to-spoken-form converter (DESIGN.md §3 "Spoken form").
 
 Expected strings were produced by running num2words 0.5.14 (the pinned version); the
-`test_matches_num2words` cases re-derive the plain number words from num2words at test time.
+`test_matches_num2words` cases in test_spoken_numbers.py re-derive the plain number words from
+num2words at test time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import time
 import warnings
 
 import pytest
-from num2words import num2words
 
 from distilnlu.data import spoken
 from distilnlu.data.spoken import SUPPORTED_LANGUAGES, to_spoken
@@ -201,41 +201,12 @@ def test_case_table_covers_each_language() -> None:
     per_language = {
         lang: sum(1 for c in CASES if c[0] == lang) for lang in ("en", "de", "es", "fr")
     }
-    assert all(n >= 12 for n in per_language.values()), per_language
-    assert len(CASES) >= 48
-
-
-@pytest.mark.parametrize(
-    ("language", "value", "to"),
-    [
-        (lang, value, to)
-        for lang in ("en", "de", "es", "fr")
-        for value, to in [
-            (1982, "year"),
-            (2005, "year"),
-            (1100, "year"),
-            (7, "cardinal"),
-            (21, "cardinal"),
-            (1000, "cardinal"),
-            (123456, "cardinal"),
-        ]
-    ],
-)
-def test_matches_num2words(language: str, value: int, to: str) -> None:
-    """Plain numbers and lone years read exactly as num2words says (hyphens/commas aside)."""
-    reference = num2words(value, lang=language, to=to).lower().replace("-", " ").replace(",", "")
-    assert to_spoken(f"x {value} y", language) == f"x {' '.join(reference.split())} y"
-
-
-def test_ordinals_match_num2words() -> None:
-    assert to_spoken("21st", "en") == num2words(21, lang="en", to="ordinal").replace("-", " ")
-    assert to_spoken("21e", "fr") == num2words(21, lang="fr", to="ordinal")
-    assert to_spoken("21te", "de") == num2words(21, lang="de", to="ordinal")
-    assert to_spoken("21.º", "es") == num2words(21, lang="es", to="ordinal")
+    assert per_language == {"en": 46, "de": 29, "es": 25, "fr": 28}
+    assert len(CASES) == 128
 
 
 def test_supported_languages() -> None:
-    assert {"en", "de", "es", "fr"} <= SUPPORTED_LANGUAGES
+    assert {"en", "de", "es", "fr"} == SUPPORTED_LANGUAGES
     assert isinstance(SUPPORTED_LANGUAGES, frozenset)
 
 

@@ -34,8 +34,8 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from distilnlu.data.synthetic.domain import AMBIGUOUS_RATE, SLOT_TYPES, _iter_domain, _iter_labeled
-from distilnlu.data.synthetic.public import _iter_public
+from distilnlu.data.synthetic.domain import AMBIGUOUS_RATE, SLOT_TYPES, iter_domain, iter_labeled
+from distilnlu.data.synthetic.public import iter_public
 from distilnlu.data.synthetic.templates import AMBIGUOUS_PAIRS, INTENTS, SCENARIOS, scenario_of
 from distilnlu.errors import DataError
 
@@ -67,19 +67,19 @@ def _check_n(n: int) -> None:
 def public_texts(n: int, seed: int = 0) -> list[str]:
     """``n`` written-form "public" documents (1-3 encyclopedic / news sentences each)."""
     _check_n(n)
-    return list(islice(_iter_public(seed), n))
+    return list(islice(iter_public(seed), n))
 
 
 def domain_utterances(n: int, seed: int = 0) -> list[str]:
     """``n`` unlabeled assistant utterances in spoken form (same distribution as labeled ones)."""
     _check_n(n)
-    return list(islice(_iter_domain(seed), n))
+    return list(islice(iter_domain(seed), n))
 
 
 def labeled_examples(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` labeled utterances ``{"text", "intent", "scenario", "slots"}`` (character spans)."""
     _check_n(n)
-    return [ex for ex, _ in islice(_iter_labeled(seed), n)]
+    return [ex for ex, _ in islice(iter_labeled(seed), n)]
 
 
 def iter_texts(kind: str, n: int, seed: int = 0) -> Iterator[str]:
@@ -88,7 +88,7 @@ def iter_texts(kind: str, n: int, seed: int = 0) -> Iterator[str]:
         raise DataError(f"unknown synthetic data kind {kind!r}; expected one of {', '.join(KINDS)}")
     _check_n(n)
     if kind == "public":
-        return islice(_iter_public(seed), n)
+        return islice(iter_public(seed), n)
     if kind == "domain":
-        return islice(_iter_domain(seed), n)
-    return (ex["text"] for ex, _ in islice(_iter_labeled(seed), n))
+        return islice(iter_domain(seed), n)
+    return (ex["text"] for ex, _ in islice(iter_labeled(seed), n))

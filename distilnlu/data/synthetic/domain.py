@@ -7,50 +7,50 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from distilnlu.data.synthetic.lexicon import (
-    _AMOUNT_WORDS,
-    _ARTISTS,
-    _CITIES,
-    _COLORS,
-    _DEVICES,
-    _EVENTS,
-    _FIRST_NAMES,
-    _GENRES,
-    _HOUSE_PLACES,
-    _ITEMS,
-    _LAST_NAMES,
-    _LISTS,
-    _LOCAL_PLACES,
-    _MEDIA,
-    _MONTHS,
-    _NEWS_TOPICS,
-    _ONES,
-    _PLAYLISTS,
-    _PODCASTS,
-    _RADIOS,
-    _RELATIVE_DATES,
-    _RELATIVES,
-    _REMINDERS,
-    _SONGS,
-    _SPECIAL_DATES,
-    _TAXIS,
-    _TICKET_TRANSPORT,
-    _TIMEOFDAY,
-    _TRANSIT,
-    _VACUUMS,
-    _WEATHER_ADJ,
-    _WEATHER_GEAR,
-    _WEATHER_VERBS,
-    _WEEKDAYS,
-    _ord_words,
-    _rng,
-    _vals,
-    _words,
+    AMOUNT_WORDS,
+    ARTISTS,
+    CITIES,
+    COLORS,
+    DEVICES,
+    EVENTS,
+    FIRST_NAMES,
+    GENRES,
+    HOUSE_PLACES,
+    ITEMS,
+    LAST_NAMES,
+    LISTS,
+    LOCAL_PLACES,
+    MEDIA,
+    MONTHS,
+    NEWS_TOPICS,
+    ONES,
+    PLAYLISTS,
+    PODCASTS,
+    RADIOS,
+    RELATIVE_DATES,
+    RELATIVES,
+    REMINDERS,
+    SONGS,
+    SPECIAL_DATES,
+    TAXIS,
+    TICKET_TRANSPORT,
+    TIMEOFDAY,
+    TRANSIT,
+    VACUUMS,
+    WEATHER_ADJ,
+    WEATHER_GEAR,
+    WEATHER_VERBS,
+    WEEKDAYS,
+    seeded_rng,
+    spoken_number,
+    spoken_ordinal,
+    word_list,
 )
 from distilnlu.data.synthetic.templates import (
-    _INTENT_WEIGHTS,
-    _TEMPLATES,
     AMBIGUOUS_PAIRS,
+    INTENT_WEIGHTS,
     INTENTS,
+    TEMPLATES,
     scenario_of,
 )
 
@@ -78,15 +78,15 @@ def _g_time(rng: random.Random) -> str:
         return "noon" if rng.random() < 0.5 else "midnight"
     if r < 0.15:
         form = rng.choice(("half past", "quarter past", "quarter to", "ten past", "twenty to"))
-        return f"{form} {_ONES[h]}"
+        return f"{form} {ONES[h]}"
     m = (
         rng.choice((0, 0, 0, 0, 15, 30, 30, 45, 10, 20, 40, 50, 5))
         if r < 0.9
         else rng.randint(1, 59)
     )
-    base = _ONES[h]
+    base = ONES[h]
     if m:
-        base += " oh " + _ONES[m] if m < 10 else " " + _words(m)
+        base += " oh " + ONES[m] if m < 10 else " " + spoken_number(m)
     s = rng.random()
     if s < 0.35:
         return base + " am"
@@ -109,9 +109,9 @@ def _g_reltime(rng: random.Random) -> str:
         return rng.choice(("in an hour", "in half an hour", "an hour from now", "in a minute"))
     if r < 0.6:
         m = rng.choice((5, 10, 15, 20, 25, 30, 40, 45, 50, 90))
-        return rng.choice(("in {} minutes", "{} minutes from now")).format(_words(m))
+        return rng.choice(("in {} minutes", "{} minutes from now")).format(spoken_number(m))
     hrs = rng.randint(2, 9)
-    return rng.choice(("in {} hours", "{} hours from now")).format(_ONES[hrs])
+    return rng.choice(("in {} hours", "{} hours from now")).format(ONES[hrs])
 
 
 def _g_duration(rng: random.Random) -> str:
@@ -119,65 +119,65 @@ def _g_duration(rng: random.Random) -> str:
     if r < 0.2:
         return rng.choice(("an hour", "a minute", "half an hour", "a while", "the night"))
     if r < 0.75:
-        return _words(rng.choice((5, 10, 15, 20, 30, 45))) + " minutes"
-    return _words(rng.choice((10, 20, 30, 45))) + " seconds"
+        return spoken_number(rng.choice((5, 10, 15, 20, 30, 45))) + " minutes"
+    return spoken_number(rng.choice((10, 20, 30, 45))) + " seconds"
 
 
 def _g_date(rng: random.Random) -> str | tuple[str, str]:
     r = rng.random()
     if r < 0.3:
-        return rng.choice(_RELATIVE_DATES)
-    day = rng.choice(_WEEKDAYS)
+        return rng.choice(RELATIVE_DATES)
+    day = rng.choice(WEEKDAYS)
     if r < 0.45:
         return ("on", day)
     if r < 0.6:
         return rng.choice(("next ", "this ", "", "")) + day
     d = rng.randint(1, 31)
-    month = rng.choice(_MONTHS)
+    month = rng.choice(MONTHS)
     if r < 0.72:
-        return ("on", f"the {_ord_words(d)} of {month}")
+        return ("on", f"the {spoken_ordinal(d)} of {month}")
     if r < 0.84:
-        return f"{month} {_ord_words(d)}"
+        return f"{month} {spoken_ordinal(d)}"
     if r < 0.9:
-        return ("on", f"the {_ord_words(d)}")
-    special = rng.choice(_SPECIAL_DATES)
+        return ("on", f"the {spoken_ordinal(d)}")
+    special = rng.choice(SPECIAL_DATES)
     return special if special.startswith("in ") else ("on", special)
 
 
 def _g_person(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.15:
-        return rng.choice(_RELATIVES)
-    first = rng.choice(_FIRST_NAMES)
+        return rng.choice(RELATIVES)
+    first = rng.choice(FIRST_NAMES)
     if r < 0.3:
-        return first + " " + rng.choice(_LAST_NAMES).lower()
+        return first + " " + rng.choice(LAST_NAMES).lower()
     return first
 
 
 def _g_place(rng: random.Random) -> str:
-    return rng.choice(_CITIES)
+    return rng.choice(CITIES)
 
 
 def _g_change_amount(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.5:
-        return f"to {_words(rng.choice(range(10, 101, 10)))} percent"
+        return f"to {spoken_number(rng.choice(range(10, 101, 10)))} percent"
     if r < 0.7:
-        return f"by {_words(rng.choice((5, 10, 15, 20, 25, 30, 50)))} percent"
-    return rng.choice(_AMOUNT_WORDS)
+        return f"by {spoken_number(rng.choice((5, 10, 15, 20, 25, 30, 50)))} percent"
+    return rng.choice(AMOUNT_WORDS)
 
 
 def _g_volume_amount(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.4:
-        return f"to {_ONES[rng.randint(1, 10)]}"
+        return f"to {ONES[rng.randint(1, 10)]}"
     if r < 0.6:
-        return f"by {_words(rng.choice((5, 10, 20, 25)))} percent"
-    return rng.choice(_AMOUNT_WORDS[:6])
+        return f"by {spoken_number(rng.choice((5, 10, 20, 25)))} percent"
+    return rng.choice(AMOUNT_WORDS[:6])
 
 
 def _g_episode(rng: random.Random) -> str:
-    return _words(rng.randint(1, 120))
+    return spoken_number(rng.randint(1, 120))
 
 
 _SLOT_GENS: dict[str, Gen] = {
@@ -185,35 +185,35 @@ _SLOT_GENS: dict[str, Gen] = {
     "reltime": _g_reltime,
     "duration": _g_duration,
     "date": _g_date,
-    "timeofday": _pick(_TIMEOFDAY),
-    "weekday": _pick(_WEEKDAYS),
+    "timeofday": _pick(TIMEOFDAY),
+    "weekday": _pick(WEEKDAYS),
     "place_name": _g_place,
-    "local_place": _pick(_LOCAL_PLACES),
-    "artist_name": _pick(_ARTISTS),
-    "song_name": _pick(_SONGS),
-    "music_genre": _pick(_GENRES),
-    "playlist_name": _pick(_PLAYLISTS),
-    "radio_name": _pick(_RADIOS),
-    "podcast_name": _pick(_PODCASTS),
-    "device_type": _pick(_DEVICES),
-    "vacuum": _pick(_VACUUMS),
-    "house_place": _pick(_HOUSE_PLACES),
-    "color_type": _pick(_COLORS),
+    "local_place": _pick(LOCAL_PLACES),
+    "artist_name": _pick(ARTISTS),
+    "song_name": _pick(SONGS),
+    "music_genre": _pick(GENRES),
+    "playlist_name": _pick(PLAYLISTS),
+    "radio_name": _pick(RADIOS),
+    "podcast_name": _pick(PODCASTS),
+    "device_type": _pick(DEVICES),
+    "vacuum": _pick(VACUUMS),
+    "house_place": _pick(HOUSE_PLACES),
+    "color_type": _pick(COLORS),
     "change_amount": _g_change_amount,
     "volume_amount": _g_volume_amount,
     "person": _g_person,
-    "event_name": _pick(_EVENTS),
-    "reminder": _pick(_REMINDERS),
-    "list_name": _pick(_LISTS),
-    "item": _pick(_ITEMS),
-    "news_topic": _pick(_NEWS_TOPICS),
-    "media_type": _pick(_MEDIA),
-    "transport_type": _pick(_TRANSIT),
-    "ticket_transport": _pick(_TICKET_TRANSPORT),
-    "taxi": _pick(_TAXIS),
-    "weather_descriptor": _pick(_WEATHER_ADJ),
-    "weather_verb": _pick(_WEATHER_VERBS),
-    "weather_gear": _pick(_WEATHER_GEAR),
+    "event_name": _pick(EVENTS),
+    "reminder": _pick(REMINDERS),
+    "list_name": _pick(LISTS),
+    "item": _pick(ITEMS),
+    "news_topic": _pick(NEWS_TOPICS),
+    "media_type": _pick(MEDIA),
+    "transport_type": _pick(TRANSIT),
+    "ticket_transport": _pick(TICKET_TRANSPORT),
+    "taxi": _pick(TAXIS),
+    "weather_descriptor": _pick(WEATHER_ADJ),
+    "weather_verb": _pick(WEATHER_VERBS),
+    "weather_gear": _pick(WEATHER_GEAR),
     "episode": _g_episode,
 }
 
@@ -282,7 +282,7 @@ def _compile_all(templates: tuple[str, ...]) -> list[tuple[bool, _Seq]]:
 
 
 _COMPILED: dict[str, list[tuple[bool, _Seq]]] = {
-    intent: _compile_all(ts) for intent, ts in _TEMPLATES.items()
+    intent: _compile_all(ts) for intent, ts in TEMPLATES.items()
 }
 _COMPILED_AMBIGUOUS: list[tuple[tuple[str, str], list[tuple[bool, _Seq]]]] = [
     (pair, _compile_all(ts)) for pair, ts in AMBIGUOUS_PAIRS.items()
@@ -290,7 +290,7 @@ _COMPILED_AMBIGUOUS: list[tuple[tuple[str, str], list[tuple[bool, _Seq]]]] = [
 _INTENT_CUM: list[float] = []
 _acc = 0.0
 for _i in INTENTS:
-    _acc += _INTENT_WEIGHTS[_i]
+    _acc += INTENT_WEIGHTS[_i]
     _INTENT_CUM.append(_acc)
 _INTENT_TOTAL = _acc
 del _acc, _i
@@ -344,13 +344,13 @@ def _render(seq: _Seq, rng: random.Random, out: list[tuple[str, str | None]]) ->
             out.append((value, label or None))
 
 
-_WAKE = _vals("olly, olly, hey olly, hey, okay, ok olly, alright")  # "olly" twice: weight
-_POLITE = _vals(
+_WAKE = word_list("olly, olly, hey olly, hey, okay, ok olly, alright")  # "olly" twice: weight
+_POLITE = word_list(
     "please, can you, could you, would you, can you please, could you please, "
     "i want you to, i need you to, i'd like you to, would you please, go ahead and"
 )
 _SUFFIX_ANY = ("please", "thanks", "thank you", "olly", "olly please")
-_SUFFIX_IMP = _vals("for me, now, right now, please, thanks, olly, when you can")
+_SUFFIX_IMP = word_list("for me, now, right now, please, thanks, olly, when you can")
 _FILLERS = ("uh", "um", "er", "hmm", "uhm", "like")
 
 
@@ -431,9 +431,9 @@ def _join(chunks: list[tuple[str, str | None]]) -> tuple[str, list[dict[str, Any
     return " ".join(parts), slots
 
 
-def _iter_labeled(seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
+def iter_labeled(seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
     """Endless labeled examples with an "ambiguous" flag (True for confusable-pair phrasings)."""
-    rng = _rng("labeled", seed)
+    rng = seeded_rng("labeled", seed)
     while True:
         chunks, intent, ambiguous = _utterance(rng)
         text, slots = _join(chunks)
@@ -443,8 +443,8 @@ def _iter_labeled(seed: int) -> Iterator[tuple[dict[str, Any], bool]]:
         )
 
 
-def _iter_domain(seed: int) -> Iterator[str]:
-    rng = _rng("domain", seed)
+def iter_domain(seed: int) -> Iterator[str]:
+    rng = seeded_rng("domain", seed)
     while True:
         chunks, _, _ = _utterance(rng)
         yield " ".join(c[0] for c in chunks)

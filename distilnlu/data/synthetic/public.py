@@ -7,53 +7,53 @@ import string
 from collections.abc import Callable, Iterator
 
 from distilnlu.data.synthetic.lexicon import (
-    _ARTISTS_W,
-    _CITIES,
-    _COUNTRIES,
-    _EVENTS,
-    _FIRST_NAMES,
-    _GENRES,
-    _HOUSE_PLACES,
-    _LAST_NAMES,
-    _MEDIA,
-    _MONTHS,
-    _NEWS_TOPICS,
-    _PODCASTS,
-    _SONGS_W,
-    _WEEKDAYS,
-    _ord_suffix,
-    _rng,
-    _vals,
+    ARTISTS_W,
+    CITIES,
+    COUNTRIES,
+    EVENTS,
+    FIRST_NAMES,
+    GENRES,
+    HOUSE_PLACES,
+    LAST_NAMES,
+    MEDIA,
+    MONTHS,
+    NEWS_TOPICS,
+    PODCASTS,
+    SONGS_W,
+    WEEKDAYS,
+    seeded_rng,
+    word_list,
+    written_ordinal,
 )
 
-_MONTHS_W = tuple(x.capitalize() for x in _MONTHS)
-_WEEKDAYS_W = tuple(x.capitalize() for x in _WEEKDAYS)
-_CITIES_W = tuple(" ".join(w.capitalize() for w in c.split()) for c in _CITIES)
-_FOODS = _vals(
+_MONTHS_W = tuple(x.capitalize() for x in MONTHS)
+_WEEKDAYS_W = tuple(x.capitalize() for x in WEEKDAYS)
+_CITIES_W = tuple(" ".join(w.capitalize() for w in c.split()) for c in CITIES)
+_FOODS = word_list(
     "bread, rice, pasta, cheese, coffee, tea, chocolate, olive oil, honey, potatoes, "
     "tomatoes, salmon, beans, noodles, dumplings, paella, sushi, curry, tortillas, yogurt, "
     "butter, eggs, apples, bananas, lemons, garlic, onions"
 )
-_PROFESSIONS = _vals(
+_PROFESSIONS = word_list(
     "painter, novelist, physicist, chemist, architect, engineer, journalist, composer, "
     "pianist, singer, athlete, economist, historian, politician, chef, photographer, "
     "film director, botanist, mathematician, poet, actor, runner"
 )
-_SUBJECTS = _vals(
+_SUBJECTS = word_list(
     "medicine, law, economics, physics, music, history, architecture, biology, philosophy, "
     "engineering, literature, astronomy, agriculture, climate science"
 )
-_NATIONALITIES = _vals(
+_NATIONALITIES = word_list(
     "French, Japanese, Brazilian, Canadian, German, Spanish, Italian, Mexican, Indian, "
     "Chinese, Kenyan, Nigerian, Egyptian, Swedish, Irish, Australian, American, British, "
     "Polish, Greek"
 )
-_COMPANIES = _vals(
+_COMPANIES = word_list(
     "Northwind, Contoso, Globex, Initech, Umbrella Foods, Acme, Stark Industries, "
     "Wayne Enterprises, Blue Harbor Bank, Redwood Energy, Helios Air, Polar Telecom, "
     "Summit Motors, Orchid Pharma, Vertex Media"
 )
-_FESTIVALS = _vals(
+_FESTIVALS = word_list(
     "Jazz, Film, Food, Book, Music, Arts, Science, Wine, Folk, Light, Flower, Comedy"
 )
 _INSTITUTIONS = ("Treaty", "Accord", "Convention", "Charter", "Agreement", "Declaration")
@@ -62,9 +62,11 @@ _MEDIA_W = tuple(
         w.upper() if w in {"bbc", "cnn", "npr", "abc", "espn", "usa"} else w.capitalize()
         for w in m.split()
     )
-    for m in _MEDIA
+    for m in MEDIA
 )
-_WEATHER_NOUNS = _vals("rain, snow, hail, fog, sunshine, wind, thunderstorms, frost, drizzle, heat")
+_WEATHER_NOUNS = word_list(
+    "rain, snow, hail, fog, sunshine, wind, thunderstorms, frost, drizzle, heat"
+)
 
 
 def _w_date(rng: random.Random) -> str:
@@ -99,24 +101,24 @@ def _w_price(rng: random.Random) -> str:
 
 
 def _w_fullname(rng: random.Random) -> str:
-    return f"{rng.choice(_FIRST_NAMES).capitalize()} {rng.choice(_LAST_NAMES)}"
+    return f"{rng.choice(FIRST_NAMES).capitalize()} {rng.choice(LAST_NAMES)}"
 
 
 _PUBLIC_GENS: dict[str, Callable[[random.Random], str]] = {
     "city": lambda r: r.choice(_CITIES_W),
-    "country": lambda r: r.choice(_COUNTRIES),
+    "country": lambda r: r.choice(COUNTRIES),
     "fullname": _w_fullname,
-    "first": lambda r: r.choice(_FIRST_NAMES).capitalize(),
-    "last": lambda r: r.choice(_LAST_NAMES),
-    "artist": lambda r: r.choice(_ARTISTS_W),
-    "song": lambda r: r.choice(_SONGS_W),
-    "genre": lambda r: r.choice(_GENRES),
+    "first": lambda r: r.choice(FIRST_NAMES).capitalize(),
+    "last": lambda r: r.choice(LAST_NAMES),
+    "artist": lambda r: r.choice(ARTISTS_W),
+    "song": lambda r: r.choice(SONGS_W),
+    "genre": lambda r: r.choice(GENRES),
     "date": _w_date,
     "year": lambda r: str(r.randint(1850, 2024)),
     "time": _w_time,
     "pct": _w_pct,
     "price": _w_price,
-    "ord": lambda r: _ord_suffix(r.randint(1, 40)),
+    "ord": lambda r: written_ordinal(r.randint(1, 40)),
     "racetime": lambda r: f"{r.randint(2, 5)}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}",
     "oven": lambda r: str(r.randint(16, 24) * 10),
     "mid": lambda r: f"{r.randint(120, 9_900):,}",
@@ -135,15 +137,15 @@ _PUBLIC_GENS: dict[str, Callable[[random.Random], str]] = {
     "treaty": lambda r: r.choice(_INSTITUTIONS),
     "weather": lambda r: r.choice(_WEATHER_NOUNS),
     "severe": lambda r: r.choice(_WEATHER_NOUNS[:4]),
-    "place": lambda r: r.choice(_HOUSE_PLACES),
-    "event": lambda r: r.choice(_EVENTS),
+    "place": lambda r: r.choice(HOUSE_PLACES),
+    "event": lambda r: r.choice(EVENTS),
     "flight": lambda r: (
         f"{r.choice(string.ascii_uppercase)}{r.choice(string.ascii_uppercase)}{r.randint(10, 999)}"
     ),
     "score": lambda r: f"{r.randint(0, 5)}-{r.randint(0, 5)}",
-    "podcast": lambda r: r.choice(_PODCASTS).title(),
+    "podcast": lambda r: r.choice(PODCASTS).title(),
     "media": lambda r: r.choice(_MEDIA_W),
-    "topic": lambda r: r.choice(_NEWS_TOPICS),
+    "topic": lambda r: r.choice(NEWS_TOPICS),
 }
 
 _PUBLIC_TEMPLATES = (
@@ -222,8 +224,8 @@ def _public_sentence(rng: random.Random) -> str:
     return s[0].upper() + s[1:]
 
 
-def _iter_public(seed: int) -> Iterator[str]:
-    rng = _rng("public", seed)
+def iter_public(seed: int) -> Iterator[str]:
+    rng = seeded_rng("public", seed)
     while True:
         r = rng.random()
         k = 1 if r < 0.4 else 2 if r < 0.8 else 3

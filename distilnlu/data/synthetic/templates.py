@@ -8,7 +8,7 @@ from __future__ import annotations
 # but draws it from generator `gen`; "{=gen}" inserts a generated value that is not a slot.
 # A leading "!" marks an imperative, which may take a politeness prefix ("can you", "please").
 # --------------------------------------------------------------------------------------------
-_TEMPLATES: dict[str, tuple[str, ...]] = {
+TEMPLATES: dict[str, tuple[str, ...]] = {
     "alarm_set": (
         "!wake me (up|) at {time} (|{date})",
         "!wake me up {time=reltime}",
@@ -272,7 +272,7 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 #: Relative frequency of each intent (mildly skewed, as real traffic is).
-_INTENT_WEIGHTS: dict[str, float] = {
+INTENT_WEIGHTS: dict[str, float] = {
     "alarm_set": 3.0,
     "alarm_query": 1.2,
     "alarm_remove": 1.2,
@@ -340,7 +340,7 @@ AMBIGUOUS_PAIRS: dict[tuple[str, str], tuple[str, ...]] = {
     ),
 }
 
-INTENTS: tuple[str, ...] = tuple(_TEMPLATES)
+INTENTS: tuple[str, ...] = tuple(TEMPLATES)
 
 
 def scenario_of(intent: str) -> str:
