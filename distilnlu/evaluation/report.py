@@ -1,10 +1,11 @@
 """Run report: Markdown and HTML pages with PNG figures, made from a run folder.
 
 Reads only what the stages wrote (``manifest.json``, each stage's ``metrics.json`` and
-``metrics.jsonl``, each fine-tuned model's ``metrics.jsonl``), so a report can be (re)made at any
-time, also for a run that is still going or was killed: whatever is missing shows as "—" with a
-note. The content is built once as a list of sections and rendered twice, so ``report.md`` and
-``index.html`` always say the same thing.
+``metrics.jsonl``, each fine-tuned model's ``metrics.jsonl``; read into views by
+:mod:`~distilnlu.evaluation.run_view`), so a report can be (re)made at any time, also for a run
+that is still going or was killed: whatever is missing shows as "—" with a note. The content is
+built once as a list of sections and rendered twice, so ``report.md`` and ``index.html`` always
+say the same thing; :func:`report_summary` prints the key tables of it on the terminal.
 
 Relative errors compare each fine-tuned model with the stage's baseline model fine-tuned in the
 same encoder mode (full or frozen) on the same evaluation set (DESIGN.md §6).
@@ -12,17 +13,14 @@ same encoder mode (full or frozen) on the same evaluation set (DESIGN.md §6).
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from distilnlu.errors import DataError
+from distilnlu import rundir
 from distilnlu.evaluation import plots
-from distilnlu.evaluation.metrics import relative_error_change, spearman
+from distilnlu.evaluation.metrics import spearman
 from distilnlu.evaluation.render import (
     DASH,
     MINUS,
@@ -42,21 +40,17 @@ from distilnlu.evaluation.render import (
     text_table,
     with_dash_note,
 )
+from distilnlu.evaluation.run_view import (
+    Finetune,
+    HeldOutLM,
+    Run,
+    heldout_lm,
+    lm_values,
+    load_run,
+    number,
+)
+from distilnlu.rundir import ModelMetrics
 
-LM_KINDS = ("pretrain", "distill")
-# (metrics key, column label) shown for each task, in column order.
-TASK_METRICS: dict[str, list[tuple[str, str]]] = {
-    "intent_slot": [
-        ("intent_accuracy", "Intent acc."),
-        ("slot_f1", "Slot F1"),
-        ("exact_match", "EM"),
-        ("semer", "SemER"),
-    ],
-    "pair": [("accuracy", "Accuracy")],
-}
-ERROR_RATES = frozenset({"semer"})  # lower is better; every other metric is accuracy-like
-RELATIVE = {"intent_slot": ("exact_match", "intent_accuracy", "semer"), "pair": ("accuracy",)}
-SCORE = {"intent_slot": ("exact_match", "EM"), "pair": ("accuracy", "Accuracy")}
 PAPER = (
     "FitzGerald et al. (KDD 2022) relate pretraining metrics (held-out perplexity, mask-filling "
     "accuracy) to downstream accuracy across checkpoints; here each point is one full-encoder "
@@ -64,163 +58,7 @@ PAPER = (
     "models, a rough indication only)."
 )
 
-Model = dict[str, Any]
-Cell = Callable[[Model], str]
-
-# --------------------------------------------------------------------------- reading
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when it is missing or unreadable (a stage still going)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of ``path``, one a line; lines that do not parse (a killed run) skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def number(value: Any) -> float:
-    """``value`` as a float, NaN when it is not a finite number."""
-    return float(value) if plots.is_number(value) else math.nan
-
-
-@dataclass(frozen=True)
-class Finetune:
-    """One finished ``finetune`` stage: its ``metrics.json`` and derived look-ups."""
-
-    name: str
-    metrics: dict[str, Any]
-    stage_order: tuple[str, ...] = ()  # the run's stages in execution order
-
-    @property
-    def task(self) -> str:
-        return "pair" if self.metrics.get("task") == "pair" else "intent_slot"
-
-    @cached_property
-    def models(self) -> dict[str, Model]:
-        """Models by the order their source stage ran in (folders and hub ids last, as listed)."""
-        models = self.metrics.get("models") or {}
-        rank = {stage: i for i, stage in enumerate(self.stage_order)}
-        items = [(k, m) for k, m in models.items() if isinstance(m, dict)]
-        return dict(sorted(items, key=lambda km: rank.get(str(km[1].get("source")), len(rank))))
-
-    @cached_property
-    def sets(self) -> list[str]:
-        """Evaluation sets of all models, in the order written (the dev set first)."""
-        names = (name for m in self.models.values() for name in m.get("eval") or {})
-        return list(dict.fromkeys(names))
-
-    @property
-    def primary(self) -> str:
-        primary = self.metrics.get("primary")
-        return primary if primary in self.sets or not self.sets else self.sets[0]
-
-    @property
-    def dev(self) -> str:
-        dev = self.metrics.get("dev", "dev")
-        return dev if dev in self.sets or not self.sets else self.sets[0]
-
-    @property
-    def baseline(self) -> str | None:
-        return self.metrics.get("baseline")
-
-    def mode(self, encoder: str) -> list[tuple[str, Model]]:
-        return [(k, m) for k, m in self.models.items() if m.get("encoder", "full") == encoder]
-
-    def is_baseline(self, model: Model) -> bool:
-        return self.baseline is not None and model.get("source") == self.baseline
-
-    def baseline_for(self, model: Model) -> Model | None:
-        encoder = model.get("encoder", "full")
-        return next((m for _, m in self.mode(encoder) if self.is_baseline(m)), None)
-
-    def value(self, model: Model, key: str, eval_set: str | None = None) -> float:
-        metrics = (model.get("eval") or {}).get(eval_set or self.primary) or {}
-        return number(metrics.get(key))
-
-    def relative_error(self, model: Model, key: str) -> float:
-        base = self.baseline_for(model)
-        if base is None:
-            return math.nan
-        higher = key not in ERROR_RATES
-        try:
-            return relative_error_change(
-                self.value(model, key), self.value(base, key), higher_is_better=higher
-            )
-        except ValueError:  # a value outside its range: show "—" rather than fail the report
-            return math.nan
-
-    def language(self, eval_set: str) -> str | None:
-        for model in self.models.values():
-            language = ((model.get("eval") or {}).get(eval_set) or {}).get("language")
-            if language:
-                return str(language)
-        return None
-
-    def language_sets(self) -> dict[str, str]:
-        """``{language: eval set}``, preferring the primary set, then other test sets, then dev."""
-        preferred = [self.primary, *[s for s in self.sets if s not in (self.primary, self.dev)]]
-        chosen: dict[str, str] = {}
-        for eval_set in [*preferred, self.dev]:
-            language = self.language(eval_set)
-            if language and language not in chosen:
-                chosen[language] = eval_set
-        order = [self.language(s) for s in self.sets]  # columns in the order the sets were written
-        return {lang: chosen[lang] for lang in dict.fromkeys(order) if lang in chosen}
-
-
-@dataclass(frozen=True)
-class Run:
-    path: Path
-    stages: dict[str, dict[str, Any]]  # manifest entries, in execution order
-    metrics: dict[str, dict[str, Any]]  # stage -> metrics.json ({} when missing)
-
-    @property
-    def name(self) -> str:
-        return self.path.resolve().name
-
-    @property
-    def seconds(self) -> float:
-        """Wall time of all stages run (those that recorded one)."""
-        return math.fsum(number(e.get("seconds")) for e in self.stages.values() if "seconds" in e)
-
-    def of_kind(self, *kinds: str) -> list[str]:
-        return [name for name, entry in self.stages.items() if entry.get("kind") in kinds]
-
-    @cached_property
-    def finetunes(self) -> list[Finetune]:
-        order = tuple(self.stages)
-        return [Finetune(name, self.metrics[name], order) for name in self.of_kind("finetune")]
-
-
-def load_run(run_dir: Path) -> Run:
-    run_dir = Path(run_dir)
-    manifest = run_dir / "manifest.json"
-    if not manifest.is_file():
-        raise DataError(f"{run_dir} is not a run folder: it has no manifest.json")
-    data = read_json(manifest)
-    if data is None or not isinstance(data.get("stages"), dict):
-        raise DataError(f"{manifest} is not a valid run manifest (no 'stages' object)")
-    stages = {k: v for k, v in data["stages"].items() if isinstance(v, dict)}
-    metrics = {name: read_json(run_dir / name / "metrics.json") or {} for name in stages}
-    return Run(run_dir, stages, metrics)
+Cell = Callable[[ModelMetrics], str]
 
 
 class Figures:
@@ -266,34 +104,36 @@ def header_section(run: Run, figures: Figures) -> Section:
     return Section("Stages", blocks)
 
 
-def lm_corpora(run: Run) -> list[str]:
-    names = (c for s in run.of_kind(*LM_KINDS) for c in run.metrics[s].get("eval") or {})
-    return list(dict.fromkeys(names))
-
-
-def lm_table(run: Run, corpora: Sequence[str]) -> Table:
+def stage_table(run: Run, heldout: HeldOutLM) -> Table:
+    """One row per LM stage: its size and training, then its held-out metrics per corpus."""
     header = ["Stage", "Kind", "Steps", "Tokens", "Emb. params", "Non-emb. params"]
-    for corpus in corpora:
+    for corpus in heldout.corpora:
         header += [f"{corpus} perplexity", f"{corpus} mask-fill (%)"]
     rows = []
-    for name in run.of_kind(*LM_KINDS):
-        m = run.metrics[name]
+    for name in run.lm_stages():
+        m = run.trained(name)
         params = m.get("parameters") or {}
         row = [name, run.stages[name]["kind"], fmt_int(m.get("steps"))]
         row += [fmt_count(m.get("tokens")), fmt_count(params.get("embedding"))]
         row.append(fmt_count(params.get("non_embedding")))
-        for corpus in corpora:
-            ev = (m.get("eval") or {}).get(corpus) or {}
-            row += [
-                fmt_float(number(ev.get("perplexity"))),
-                fmt_pct(number(ev.get("mask_fill_accuracy"))),
-            ]
+        for corpus in heldout.corpora:
+            ev = heldout.get(name, corpus)
+            row += [fmt_float(ev.perplexity), fmt_pct(ev.mask_fill_accuracy)]
         rows.append(row)
     return Table(header, rows)
 
 
+def heldout_table(heldout: HeldOutLM) -> Table:
+    """One row per LM stage and held-out corpus, for the terminal."""
+    rows = []
+    for r in heldout.rows:
+        ppl, fill = fmt_float(r.perplexity), fmt_pct(r.mask_fill_accuracy)
+        rows.append([r.stage, r.corpus, ppl, fill, fmt_int(r.mask_fill_n)])
+    return Table(["Stage", "Held-out corpus", "Perplexity", "Mask-fill (%)", "n"], rows)
+
+
 def training_section(run: Run, figures: Figures) -> Section:
-    stages = run.of_kind(*LM_KINDS)
+    stages = run.lm_stages()
     if not stages:
         return Section(
             "Pretraining and distillation", ["No pretrain or distill stage in this run."]
@@ -301,19 +141,19 @@ def training_section(run: Run, figures: Figures) -> Section:
     blocks: list[Block] = [
         "Final held-out evaluation of each pretrain/distill stage. Perplexities compare only "
         "between models that share a tokenizer.",
-        *with_dash_note(lm_table(run, lm_corpora(run))),
+        *with_dash_note(stage_table(run, heldout_lm(run))),
     ]
     for name in stages:
-        metrics = run.metrics[name]
+        metrics = run.trained(name)
         teachers = ", ".join(metrics.get("teachers") or [])
         title = (
             f"{name} ({run.stages[name]['kind']}{', teachers: ' + teachers if teachers else ''})"
         )
-        rows = read_jsonl(run.path / name / "metrics.jsonl")
+        rows = rundir.read_jsonl(run.path / name / rundir.METRICS_LOG)
         blocks += figures.make(
             f"training_{name}",
             f"Training curves of {name}; dashed lines mark teacher switches.",
-            lambda path, t=title, r=rows, m=metrics: plots.draw_training(path, t, r, m),
+            partial(plots.draw_training, title=title, rows=rows, metrics=metrics),
         )
     return Section("Pretraining and distillation", blocks)
 
@@ -321,32 +161,19 @@ def training_section(run: Run, figures: Figures) -> Section:
 # --------------------------------------------------------------------------- fine-tuning
 
 
-def lm_values(run: Run, ft: Finetune, model: Model) -> tuple[float, float, str | None]:
-    """Perplexity, mask-filling accuracy and, when not measured by the fine-tune stage itself, the
-    corpus of the source stage's own evaluation they were taken from."""
-    lm = model.get("lm")
-    if isinstance(lm, dict):
-        return number(lm.get("perplexity")), number(lm.get("mask_fill_accuracy")), None
-    evals = run.metrics.get(str(model.get("source")), {}).get("eval") or {}
-    if not evals:
-        return math.nan, math.nan, None
-    corpus = ft.metrics.get("lm_corpus")
-    corpus = corpus if corpus in evals else next(iter(evals))
-    ev = evals[corpus] or {}
-    return number(ev.get("perplexity")), number(ev.get("mask_fill_accuracy")), corpus
-
-
-def lm_cell(run: Run, ft: Finetune, model: Model, which: int) -> str:
+def lm_cell(run: Run, ft: Finetune, model: ModelMetrics, which: int) -> str:
     values = lm_values(run, ft, model)
     text = fmt_float(values[0]) if which == 0 else fmt_pct(values[1])
     return text + "*" if values[2] and text != DASH else text
 
 
-def params_cell(run: Run, model: Model, key: str) -> str:
-    params = model.get("parameters") or run.metrics.get(str(model.get("source")), {}).get(
-        "parameters"
-    )
+def params_cell(run: Run, model: ModelMetrics, key: str) -> str:
+    params = model.get("parameters") or run.trained(str(model.get("source"))).get("parameters")
     return fmt_count((params or {}).get(key))
+
+
+def latency_cell(model: ModelMetrics) -> str:
+    return fmt_float(number((model.get("latency_ms") or {}).get("p50")))
 
 
 def comparison_columns(run: Run, ft: Finetune) -> list[tuple[str, Cell]]:
@@ -356,12 +183,10 @@ def comparison_columns(run: Run, ft: Finetune) -> list[tuple[str, Cell]]:
         ("Perplexity", lambda m: lm_cell(run, ft, m, 0)),
         ("Mask-fill (%)", lambda m: lm_cell(run, ft, m, 1)),
     ]
-    labels = dict(TASK_METRICS[ft.task])
+    labels = dict(ft.task.columns)
     columns += [(f"{labels[k]} (%)", _value_cell(ft, k)) for k in labels]
-    columns += [(f"Δerr {labels[k]}", _change_cell(ft, k)) for k in RELATIVE[ft.task]]
-    columns.append(
-        ("p50 (ms)", lambda m: fmt_float(number((m.get("latency_ms") or {}).get("p50"))))
-    )
+    columns += [(f"Δerr {labels[k]}", _change_cell(ft, k)) for k in ft.task.relative]
+    columns.append(("p50 (ms)", latency_cell))
     return columns
 
 
@@ -374,7 +199,7 @@ def _change_cell(ft: Finetune, key: str) -> Cell:
 
 
 def model_table(
-    ft: Finetune, models: Sequence[tuple[str, Model]], columns: Sequence[tuple[str, Cell]]
+    ft: Finetune, models: Sequence[tuple[str, ModelMetrics]], columns: Sequence[tuple[str, Cell]]
 ) -> Table:
     rows = [
         [key + (" (baseline)" if ft.is_baseline(m) else ""), *[cell(m) for _, cell in columns]]
@@ -384,7 +209,7 @@ def model_table(
 
 
 def comparison_notes(run: Run, ft: Finetune) -> list[str]:
-    notes = [f"Task {ft.task}; scores in % on {ft.primary}."]
+    notes = [f"Task {ft.task.name}; scores in % on {ft.primary}."]
     if ft.metrics.get("lm_corpus"):
         notes[0] += (
             " Perplexity and mask-filling accuracy: the pretrained encoder's, on "
@@ -397,7 +222,7 @@ def comparison_notes(run: Run, ft: Finetune) -> list[str]:
         )
     else:
         notes.append("No baseline is set for this stage, so there are no relative errors.")
-    corpora = {lm_values(run, ft, m)[2] for m in ft.models.values()} - {None}
+    corpora = {c for m in ft.models.values() if (c := lm_values(run, ft, m)[2])}
     if corpora:
         notes.append(
             "Values with *: not scored by the fine-tune stage, taken from the source stage's own "
@@ -417,11 +242,12 @@ def comparison_blocks(run: Run, ft: Finetune) -> list[Block]:
 
 
 def curve_blocks(run: Run, ft: Finetune, figures: Figures) -> list[Block]:
-    metric, label = SCORE[ft.task]
+    metric, label = ft.task.primary
+    log = rundir.METRICS_LOG
     curves = [
         plots.Curve(
             key,
-            *plots.score_series(read_jsonl(run.path / ft.name / key / "metrics.jsonl"), metric),
+            *plots.score_series(rundir.read_jsonl(run.path / ft.name / key / log), metric),
             group=str(m.get("source", key)),
             dashed=m.get("encoder") == "frozen",
         )
@@ -439,7 +265,7 @@ def curve_blocks(run: Run, ft: Finetune, figures: Figures) -> list[Block]:
 def frozen_section(ft: Finetune, figures: Figures) -> Section | None:
     if not ft.mode("frozen"):
         return None
-    metric, label = SCORE[ft.task]
+    metric, label = ft.task.primary
     by_source: dict[str, dict[str, float]] = {}
     for _, m in ft.models.items():
         source = str(m.get("source", "?"))
@@ -468,7 +294,7 @@ def frozen_section(ft: Finetune, figures: Figures) -> Section | None:
 
 def correlation(run: Run, ft: Finetune) -> tuple[list[plots.Point], list[plots.Point]]:
     """``(perplexity, score)`` and ``(mask-filling accuracy, score)`` points, full encoders."""
-    metric = SCORE[ft.task][0]
+    metric = ft.task.primary[0]
     ppl, fill = [], []
     for key, m in ft.mode("full"):
         perplexity, mask_fill, _ = lm_values(run, ft, m)
@@ -488,7 +314,7 @@ def fmt_rho(value: float) -> str:
 
 
 def correlation_section(run: Run, ft: Finetune, figures: Figures) -> Section:
-    label = SCORE[ft.task][1]
+    label = ft.task.primary[1]
     ppl, fill = correlation(run, ft)
     (rho_ppl, n_ppl), (rho_fill, n_fill) = rho(ppl), rho(fill)
     table = Table(
@@ -518,12 +344,10 @@ def language_columns(ft: Finetune, languages: dict[str, str]) -> list[tuple[str,
     train = ft.language(ft.dev)
     columns: list[tuple[str, Cell]] = []
     for language, eval_set in languages.items():
-        if ft.task == "pair":
-            mark = "" if language == train else " (zero-shot)"
-            columns.append((f"{language}{mark} (%)", _set_cell(ft, "accuracy", eval_set)))
-        else:
-            columns.append((f"{language} EM (%)", _set_cell(ft, "exact_match", eval_set)))
-            columns.append((f"{language} intent (%)", _set_cell(ft, "intent_accuracy", eval_set)))
+        name = language + (" (zero-shot)" if ft.task.zero_shot and language != train else "")
+        for key, label in ft.task.by_language:
+            title = f"{name} {label}" if label else name
+            columns.append((f"{title} (%)", _set_cell(ft, key, eval_set)))
     return columns
 
 
@@ -533,13 +357,14 @@ def _set_cell(ft: Finetune, key: str, eval_set: str) -> Cell:
 
 def language_section(ft: Finetune, figures: Figures) -> Section | None:
     languages = ft.language_sets()
-    if ft.task != "pair" and len(languages) < 2:
+    task = ft.task
+    if not task.zero_shot and len(languages) < 2:
         return None
-    metric, label = SCORE[ft.task]
-    models = list(ft.models.items()) if ft.task == "pair" else ft.mode("full")
+    metric, label = task.primary
+    models = list(ft.models.items()) if task.zero_shot else ft.mode("full")
     sets = ", ".join(f"{lang} = {s}" for lang, s in languages.items())
     blocks: list[Block] = [f"Scores in % per language; evaluation sets: {sets}."]
-    if ft.task == "pair":
+    if task.zero_shot:
         blocks.append(
             f"Trained on {ft.language(ft.dev) or '?'} (the language of the dev set, {ft.dev}); "
             "the other languages are zero-shot."
@@ -553,14 +378,15 @@ def language_section(ft: Finetune, figures: Figures) -> Section | None:
             path, f"{ft.name}: {label} per language", f"{label} (%)", [k for k, _ in models], bars
         ),
     )
-    title = "Pair classification by language" if ft.task == "pair" else "Per-language results"
-    return Section(title, blocks, level=3)
+    return Section(task.language_title, blocks, level=3)
 
 
 def finetune_sections(run: Run, ft: Finetune, figures: Figures) -> list[Section]:
-    title = f"Fine-tuning: {ft.name} ({ft.task})"
+    title = f"Fine-tuning: {ft.name} ({ft.task.name})"
     if not ft.models:
-        return [Section(title, [f"Note: {ft.name} has no fine-tuned models in its metrics.json."])]
+        return [
+            Section(title, [f"Note: {ft.name} has no fine-tuned models in its {rundir.METRICS}."])
+        ]
     main = Section(title, [*comparison_blocks(run, ft), *curve_blocks(run, ft, figures)])
     extra = [
         frozen_section(ft, figures),
@@ -586,7 +412,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     ``out_dir`` defaults to ``run_dir/report``. ``DataError`` when ``run_dir`` has no manifest.
     """
     run = load_run(Path(run_dir))
-    out_dir = Path(out_dir) if out_dir is not None else run.path / "report"
+    out_dir = Path(out_dir) if out_dir is not None else run.path / rundir.REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = build_sections(run, Figures(out_dir))
     title = f"Run report: {run.name}"
@@ -597,39 +423,38 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
 
 
 def summary_columns(run: Run, ft: Finetune) -> list[tuple[str, Cell]]:
-    metric, label = SCORE[ft.task]
+    metric, label = ft.task.primary
     columns: list[tuple[str, Cell]] = [("Perplexity", lambda m: lm_cell(run, ft, m, 0))]
-    columns += [(f"{lab} (%)", _value_cell(ft, key)) for key, lab in TASK_METRICS[ft.task]]
+    columns += [(f"{lab} (%)", _value_cell(ft, key)) for key, lab in ft.task.columns]
     columns.append((f"Δerr {label}", _change_cell(ft, metric)))
-    columns.append(
-        ("p50 (ms)", lambda m: fmt_float(number((m.get("latency_ms") or {}).get("p50"))))
-    )
+    columns.append(("p50 (ms)", latency_cell))
     return columns
 
 
-def lm_summary(run: Run, corpus: str) -> Table:
-    rows = []
-    for name in run.of_kind(*LM_KINDS):
-        m = run.metrics[name]
-        ev = (m.get("eval") or {}).get(corpus) or {}
-        row = [name, run.stages[name]["kind"], fmt_int(m.get("steps"))]
-        row += [
-            fmt_float(number(ev.get("perplexity"))),
-            fmt_pct(number(ev.get("mask_fill_accuracy"))),
-        ]
-        rows.append([*row, fmt_seconds(number(run.stages[name].get("seconds")))])
-    return Table(["Stage", "Kind", "Steps", "Perplexity", "Mask-fill (%)", "Wall time"], rows)
+def heldout_text(run: Run, stages: Collection[str] | None = None) -> str:
+    """The held-out LM table for the terminal, teacher switches below it ("" without one)."""
+    heldout = heldout_lm(run, stages)
+    if not heldout.rows:
+        return ""
+    lines = ["Held-out language-model metrics:", "", text_table(heldout_table(heldout))]
+    return "\n".join(lines + heldout.switches)
+
+
+def heldout_summary(run_dir: Path, stages: Collection[str] | None = None) -> str:
+    """:func:`heldout_text` of a run folder, for a run that fine-tuned nothing ("" without one)."""
+    if not (Path(run_dir) / rundir.MANIFEST).is_file():
+        return ""
+    return heldout_text(load_run(Path(run_dir)), stages)
 
 
 def report_summary(run_dir: Path) -> str:
-    """A short plain-text overview for the terminal: stages, then models × key metrics."""
+    """A short plain-text overview for the terminal: stages, held-out LM metrics, models × key
+    metrics."""
     run = load_run(Path(run_dir))
     parts = [f"Run {run.name}: {len(run.stages)} stages, {fmt_seconds(run.seconds)}"]
-    if run.of_kind(*LM_KINDS):
-        corpus = next(iter(lm_corpora(run)), "")
-        parts += [f"Pretrained models (held out: {corpus}):", text_table(lm_summary(run, corpus))]
+    parts += [text for text in [heldout_text(run)] if text]
     for ft in run.finetunes:
-        parts.append(f"{ft.name} ({ft.task}, scores on {ft.primary}):")
+        parts.append(f"{ft.name} ({ft.task.name}, scores on {ft.primary}):")
         columns = summary_columns(run, ft)
         parts.append(text_table(model_table(ft, list(ft.models.items()), columns)))
     if not run.finetunes:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from distilnlu import rundir
 from distilnlu.errors import DataError
-from distilnlu.evaluation import plots, report
+from distilnlu.evaluation import plots, render, report, run_view
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LM_EVAL = {"domain_dev": (18.5, 0.18), "public_dev": (300.0, 0.01)}
@@ -284,15 +285,15 @@ def test_spearman_matches_hand_computation(written: tuple[Path, str, str]) -> No
 
 
 def test_teacher_switch_markers(full_run: Path) -> None:
-    rows = report.read_jsonl(full_run / "final" / "metrics.jsonl")
-    metrics = report.read_json(full_run / "final" / "metrics.json") or {}
+    rows = rundir.read_jsonl(full_run / "final" / rundir.METRICS_LOG)
+    metrics = rundir.read_json(full_run / "final" / rundir.METRICS) or {}
     assert plots.teacher_switches(rows, metrics) == [(100, "teacher_stage2")]
     assert plots.teacher_switches(rows, {}) == [(100, "teacher_stage2")]  # log alone suffices
     assert plots.teacher_switches([], {}) == []
 
 
 def test_series_skip_events_and_broken_lines(full_run: Path) -> None:
-    rows = report.read_jsonl(full_run / "final" / "metrics.jsonl")
+    rows = rundir.read_jsonl(full_run / "final" / rundir.METRICS_LOG)
     losses = plots.loss_series(rows)
     assert list(losses) == ["loss", "mlm", "soft"]  # no lr/tokens/time/nonfinite_skipped
     assert losses["loss"][0][-1] == 200  # the truncated last line was skipped
@@ -330,12 +331,53 @@ def test_markdown_and_html_say_the_same(written: tuple[Path, str, str]) -> None:
         assert text in md and text in page
 
 
+def _cells(text: str, first: str, after: str = "") -> list[str]:
+    """Words of the first terminal-table line starting with ``first`` (after ``after``)."""
+    lines = text[text.index(after) :].splitlines()
+    return next(line.split() for line in lines if line.split()[:1] == [first])
+
+
+def _heldout_rows(text: str) -> dict[tuple[str, str], list[str]]:
+    """``{(stage, corpus): [perplexity, mask-fill, n]}`` of the held-out LM table in ``text``
+    (the teacher-switch notes below it left out)."""
+    table = text[text.index("Held-out language-model metrics:") :].split("\n\n")[1]
+    rows = [line.split() for line in table.splitlines()[2:]]
+    return {(w[0], w[1]): w[2:] for w in rows if not w[0].endswith(":")}
+
+
 def test_summary(full_run: Path) -> None:
     text = report.report_summary(full_run)
     assert text.startswith("Run fake: 6 stages, 3 min 30 s")
-    models = text[text.index("finetune (intent_slot, scores on test):") :]
-    line = next(ln for ln in models.splitlines() if ln.startswith("final "))
-    assert "81.2" in line and "−24.8%" in line and "1.90" in line
+    at = "finetune (intent_slot, scores on test):"
+    # Perplexity, intent acc., slot F1, EM, SemER, Δerr EM, p50
+    expected = ["18.50", "91.0", "90.0", "81.2", "12.0", "−24.8%", "1.90"]
+    assert _cells(text, "final", at)[1:] == expected
+
+
+def test_summary_has_one_heldout_lm_table(full_run: Path) -> None:
+    text = report.report_summary(full_run)
+    assert text.count("Held-out language-model metrics:") == 1
+    header = ["Stage", "Held-out", "corpus", "Perplexity", "Mask-fill", "(%)", "n"]
+    assert _cells(text, "Stage") == header
+    rows = _heldout_rows(text)
+    stages = ["teacher_stage1", "teacher_stage2", "final"]
+    assert list(rows) == [(s, c) for s in stages for c in ("domain_dev", "public_dev")]
+    assert rows["teacher_stage1", "domain_dev"] == ["40.00", "10.0", "300"]
+    assert rows["teacher_stage1", "public_dev"] == ["400.00", "2.5", "300"]
+    assert rows["final", "domain_dev"] == ["18.50", "18.0", "300"]
+    switch = "final: teacher teacher_stage1 -> teacher_stage2 after step 100 (reached step 100)"
+    assert text.count(switch) == 1
+
+
+def test_heldout_summary_of_chosen_stages(full_run: Path, tmp_path: Path) -> None:
+    text = report.heldout_summary(full_run, stages={"teacher_stage2", "finetune"})
+    assert _heldout_rows(text) == {
+        ("teacher_stage2", "domain_dev"): ["10.10", "23.0", "300"],
+        ("teacher_stage2", "public_dev"): ["101.00", "5.8", "300"],  # 0.0575 rounds to 5.8
+    }
+    assert "->" not in text  # no distill stage chosen: no teacher switch
+    assert report.heldout_summary(full_run, stages={"tokenizer"}) == ""  # no LM stage: no table
+    assert report.heldout_summary(tmp_path) == ""  # nothing finished yet: no manifest
 
 
 def test_run_without_finetune_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,8 +406,8 @@ def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_html_is_escaped() -> None:
-    section = report.Section("a <b>", ["x & y", report.Table(["<th>"], [["<td>"]])])
-    page = report.html_page("t", [section])
+    section = render.Section("a <b>", ["x & y", render.Table(["<th>"], [["<td>"]])])
+    page = render.html_page("t", [section])
     assert "a &lt;b&gt;" in page and "x &amp; y" in page and "&lt;td&gt;" in page
     assert "<td>" not in page.replace("<td>&lt;td&gt;</td>", "")
 
@@ -375,8 +417,8 @@ def test_missing_and_nan_values_show_a_dash() -> None:
     nan = {"source": "a", "encoder": "full", "eval": {"test": {"exact_match": math.nan}}}
     bad = {"source": "c", "encoder": "full", "eval": {"test": {"exact_match": 81.2}}}  # a % value
     models = {"b": base, "a": nan, "c": bad, "a-frozen": {"source": "a", "encoder": "frozen"}}
-    ft = report.Finetune("ft", {"baseline": "b", "primary": "test", "models": models})
-    columns = report.comparison_columns(report.Run(Path("x"), {}, {}), ft)
+    ft = run_view.Finetune("ft", {"baseline": "b", "primary": "test", "models": models})
+    columns = report.comparison_columns(run_view.Run(Path("x"), {}, {}), ft)
     table = report.model_table(ft, list(ft.models.items()), columns)
     cells = {row[0]: dict(zip(table.header, row, strict=True)) for row in table.rows}
     assert cells["a"]["EM (%)"] == "—" and cells["a"]["Δerr EM"] == "—"
@@ -390,4 +432,4 @@ def test_missing_and_nan_values_show_a_dash() -> None:
     ("value", "text"), [(-0.248, "−24.8%"), (0.1, "+10.0%"), (-0.0001, "0.0%"), (math.nan, "—")]
 )
 def test_fmt_change(value: float, text: str) -> None:
-    assert report.fmt_change(value) == text
+    assert render.fmt_change(value) == text

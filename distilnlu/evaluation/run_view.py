@@ -1,0 +1,235 @@
+"""A run folder read into views for the report: stages, fine-tune stages, held-out LM metrics.
+
+Reads only what the stages wrote (the layout is :mod:`distilnlu.rundir`'s) and reads it
+leniently: a missing or half-written file reads as empty and a value that is not a finite number
+as NaN, so a report can be made for a run that is still going or was killed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, cast
+
+from distilnlu import rundir
+from distilnlu.errors import DataError
+from distilnlu.evaluation.metrics import relative_error_change
+from distilnlu.evaluation.render import is_number
+from distilnlu.rundir import FinetuneMetrics, ManifestEntry, ModelMetrics, TrainedMetrics
+from distilnlu.tasks import INTENT_SLOT, TASKS, Task
+
+ERROR_RATES = frozenset({"semer"})  # lower is better; every other metric is accuracy-like
+
+
+def number(value: Any) -> float:
+    """``value`` as a float, NaN when it is not a finite number."""
+    return float(value) if is_number(value) else math.nan
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """One finished ``finetune`` stage: its ``metrics.json`` and derived look-ups."""
+
+    name: str
+    metrics: FinetuneMetrics
+    stage_order: tuple[str, ...] = ()  # the run's stages in execution order
+
+    @property
+    def task(self) -> Task:
+        return TASKS.get(str(self.metrics.get("task")), INTENT_SLOT)
+
+    @cached_property
+    def models(self) -> dict[str, ModelMetrics]:
+        """Models by the order their source stage ran in (folders and hub ids last, as listed)."""
+        models = self.metrics.get("models") or {}
+        rank = {stage: i for i, stage in enumerate(self.stage_order)}
+        items = [(k, m) for k, m in models.items() if isinstance(m, dict)]
+        return dict(sorted(items, key=lambda km: rank.get(str(km[1].get("source")), len(rank))))
+
+    @cached_property
+    def sets(self) -> list[str]:
+        """Evaluation sets of all models, in the order written (the dev set first)."""
+        names = (name for m in self.models.values() for name in m.get("eval") or {})
+        return list(dict.fromkeys(names))
+
+    @property
+    def primary(self) -> str:
+        primary = self.metrics.get("primary")
+        return primary if primary in self.sets or not self.sets else self.sets[0]
+
+    @property
+    def dev(self) -> str:
+        dev = self.metrics.get("dev", "dev")
+        return dev if dev in self.sets or not self.sets else self.sets[0]
+
+    @property
+    def baseline(self) -> str | None:
+        return self.metrics.get("baseline")
+
+    def mode(self, encoder: str) -> list[tuple[str, ModelMetrics]]:
+        return [(k, m) for k, m in self.models.items() if m.get("encoder", "full") == encoder]
+
+    def is_baseline(self, model: ModelMetrics) -> bool:
+        return self.baseline is not None and model.get("source") == self.baseline
+
+    def baseline_for(self, model: ModelMetrics) -> ModelMetrics | None:
+        encoder = model.get("encoder", "full")
+        return next((m for _, m in self.mode(encoder) if self.is_baseline(m)), None)
+
+    def value(self, model: ModelMetrics, key: str, eval_set: str | None = None) -> float:
+        metrics = (model.get("eval") or {}).get(eval_set or self.primary) or {}
+        return number(metrics.get(key))
+
+    def relative_error(self, model: ModelMetrics, key: str) -> float:
+        base = self.baseline_for(model)
+        if base is None:
+            return math.nan
+        higher = key not in ERROR_RATES
+        try:
+            return relative_error_change(
+                self.value(model, key), self.value(base, key), higher_is_better=higher
+            )
+        except ValueError:  # a value outside its range: show "—" rather than fail the report
+            return math.nan
+
+    def language(self, eval_set: str) -> str | None:
+        for model in self.models.values():
+            language = ((model.get("eval") or {}).get(eval_set) or {}).get("language")
+            if language:
+                return str(language)
+        return None
+
+    def language_sets(self) -> dict[str, str]:
+        """``{language: eval set}``, preferring the primary set, then other test sets, then dev."""
+        preferred = [self.primary, *[s for s in self.sets if s not in (self.primary, self.dev)]]
+        chosen: dict[str, str] = {}
+        for eval_set in [*preferred, self.dev]:
+            language = self.language(eval_set)
+            if language and language not in chosen:
+                chosen[language] = eval_set
+        order = [self.language(s) for s in self.sets]  # columns in the order the sets were written
+        return {lang: chosen[lang] for lang in dict.fromkeys(order) if lang in chosen}
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    stages: dict[str, ManifestEntry]  # manifest entries, in execution order
+    metrics: dict[str, dict[str, Any]]  # stage -> metrics.json ({} when missing)
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of all stages run (those that recorded one)."""
+        return math.fsum(number(e.get("seconds")) for e in self.stages.values() if "seconds" in e)
+
+    def of_kind(self, *kinds: str) -> list[str]:
+        return [name for name, entry in self.stages.items() if entry.get("kind") in kinds]
+
+    def lm_stages(self) -> list[str]:
+        """The stages that trained a masked LM (pretrain, distill), in execution order."""
+        return self.of_kind(*rundir.LM_KINDS)
+
+    def trained(self, name: str) -> TrainedMetrics:
+        """The metrics of a pretrain/distill stage (empty when it has none)."""
+        return cast(TrainedMetrics, self.metrics.get(name, {}))
+
+    @cached_property
+    def finetunes(self) -> list[Finetune]:
+        order = tuple(self.stages)
+        return [
+            Finetune(name, cast(FinetuneMetrics, self.metrics[name]), order)
+            for name in self.of_kind("finetune")
+        ]
+
+
+def load_run(run_dir: Path) -> Run:
+    run_dir = Path(run_dir)
+    manifest = run_dir / rundir.MANIFEST
+    if not manifest.is_file():
+        raise DataError(f"{run_dir} is not a run folder: it has no {rundir.MANIFEST}")
+    data = rundir.read_json(manifest)
+    if data is None or not isinstance(data.get("stages"), dict):
+        raise DataError(f"{manifest} is not a valid run manifest (no 'stages' object)")
+    stages = {k: cast(ManifestEntry, v) for k, v in data["stages"].items() if isinstance(v, dict)}
+    metrics = {name: rundir.read_json(run_dir / name / rundir.METRICS) or {} for name in stages}
+    return Run(run_dir, stages, metrics)
+
+
+# --------------------------------------------------------------------------- held-out LM metrics
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A pretrain/distill stage's final held-out evaluation on one corpus (NaN: not recorded)."""
+
+    stage: str
+    corpus: str
+    perplexity: float = math.nan
+    mask_fill_accuracy: float = math.nan
+    mask_fill_n: float = math.nan
+
+
+@dataclass(frozen=True)
+class HeldOutLM:
+    """Every held-out evaluation of a run's LM stages; its teacher switches as notes."""
+
+    rows: list[HeldOut]
+    switches: list[str]
+
+    @property
+    def corpora(self) -> list[str]:
+        return list(dict.fromkeys(row.corpus for row in self.rows))
+
+    def get(self, stage: str, corpus: str) -> HeldOut:
+        found = (r for r in self.rows if (r.stage, r.corpus) == (stage, corpus))
+        return next(found, HeldOut(stage, corpus))
+
+
+def heldout_lm(run: Run, stages: Collection[str] | None = None) -> HeldOutLM:
+    """Held-out perplexity, mask-filling accuracy and n of each LM stage (only ``stages`` when
+    given) on each corpus it was evaluated on; a distill stage's teacher switches as notes."""
+    rows, switches = [], []
+    for name in run.lm_stages():
+        if stages is not None and name not in stages:
+            continue
+        metrics = run.trained(name)
+        for corpus, value in (metrics.get("eval") or {}).items():
+            ev: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
+            rows.append(
+                HeldOut(
+                    name,
+                    corpus,
+                    number(ev.get("perplexity")),
+                    number(ev.get("mask_fill_accuracy")),
+                    number(ev.get("mask_fill_n")),
+                )
+            )
+        for s in metrics.get("teacher_switches") or []:
+            if isinstance(s, dict):
+                switches.append(
+                    f"{name}: teacher {s.get('from_teacher', '?')} -> {s.get('to_teacher', '?')} "
+                    f"after step {s.get('step', '?')} ({s.get('reason', '?')})"
+                )
+    return HeldOutLM(rows, switches)
+
+
+def lm_values(run: Run, ft: Finetune, model: ModelMetrics) -> tuple[float, float, str | None]:
+    """Perplexity, mask-filling accuracy and, when not measured by the fine-tune stage itself, the
+    corpus of the source stage's own evaluation they were taken from."""
+    lm = model.get("lm")
+    if isinstance(lm, dict):
+        return number(lm.get("perplexity")), number(lm.get("mask_fill_accuracy")), None
+    evals = run.trained(str(model.get("source"))).get("eval") or {}
+    if not evals:
+        return math.nan, math.nan, None
+    named = ft.metrics.get("lm_corpus")
+    corpus = named if named is not None and named in evals else next(iter(evals))
+    ev = evals[corpus] or {}
+    return number(ev.get("perplexity")), number(ev.get("mask_fill_accuracy")), corpus
