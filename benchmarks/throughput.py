@@ -101,14 +101,14 @@ import distilnlu.training.loop as loop_module
 from distilnlu.config import DistillLossConfig, TrainingConfig
 from distilnlu.data.corpus import TOKENIZE_CHUNK, batches, pack, shuffled
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.data.sources import Document
+from distilnlu.data.source_config import Document
 from distilnlu.data.synthetic import domain_utterances
 from distilnlu.distributed import use_cpu
 from distilnlu.modeling.presets import ModelShape, build_model, estimate_parameters, resolve_shape
 from distilnlu.tokenization import train_tokenizer
 from distilnlu.training.distill import DistillObjective, DistillStudent
 from distilnlu.training.loop import train_loop
-from distilnlu.training.objectives import MaskedLMModel, MLMObjective
+from distilnlu.training.objectives import Event, MaskedLMModel, MLMObjective, Objective
 from distilnlu.training.schedule import Phase, TeacherSchedule
 
 LR = 1e-4
@@ -308,7 +308,7 @@ def run_variants(runs: dict[str, Callable[[StepClock], None]], args) -> dict[str
 # --------------------------------------------------------------------------- our loop
 
 
-class CountingObjective:
+class CountingObjective(Objective[torch.Tensor]):
     """An objective that reports each prepared batch and each finished step to a clock."""
 
     def __init__(self, inner, clock: StepClock) -> None:
@@ -322,9 +322,8 @@ class CountingObjective:
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.inner(model, batch)
 
-    def after_step(self, step: int) -> dict[str, Any] | None:
-        hook = getattr(self.inner, "after_step", None)
-        event = hook(step) if hook is not None else None
+    def after_step(self, step: int) -> Event | None:
+        event = self.inner.after_step(step)
         self.clock.step_done()
         return event
 

@@ -41,18 +41,21 @@ def run(
 ) -> None:
     """Run the whole recipe: finished stages skipped, changed ones redone, killed ones resumed."""
     from distilnlu.distributed import is_main
-    from distilnlu.pipeline import lm_summary, run_recipe
+    from distilnlu.evaluation.report import heldout_summary
+    from distilnlu.pipeline import run_recipe
 
     cfg = _load(recipe, overrides)
     main_process = is_main()  # under a multi-process launch, one process reports
     results = run_recipe(cfg, until=until, log=print if main_process else lambda _: None)
     if not main_process:
         return
-    table = lm_summary(cfg, results)
-    if table:
-        typer.echo("\nHeld-out language-model metrics\n" + table)
+    finetuned = any(r.get("models") for r in results.values())
+    if not finetuned:  # no report: the held-out LM table of the stages run, on its own
+        table = heldout_summary(cfg.run_dir, stages=results)
+        if table:
+            typer.echo("\n" + table)
     typer.echo(f"\nOutputs: {cfg.run_dir}")
-    if any(r.get("models") for r in results.values()):  # something was fine-tuned: report it
+    if finetuned:  # report it; the summary holds the held-out LM table
         _report(cfg.run_dir)
         _deploy_hint(cfg)
 
@@ -60,10 +63,11 @@ def run(
 def _deploy_hint(cfg) -> None:
     """Where to go next: the commands that ship the last intent + slot model fine-tuned."""
     from distilnlu.config import FinetuneStage
-    from distilnlu.finetune_stage import model_key
+    from distilnlu.stages.finetune import model_key
+    from distilnlu.tasks import task_named
 
     for name, stage in reversed(list(cfg.stages.items())):
-        if isinstance(stage, FinetuneStage) and stage.task == "intent_slot" and stage.models:
+        if isinstance(stage, FinetuneStage) and task_named(stage.task).has_slots and stage.models:
             folder = cfg.run_dir / name / model_key(cfg, stage.models[-1], "full")
             if folder.is_dir():
                 typer.echo(
@@ -121,12 +125,12 @@ def pretrain(
 
     Works under `accelerate launch -m distilnlu.cli pretrain ...` for multi-GPU training.
     """
-    from distilnlu.config import DistillStage, PretrainStage
     from distilnlu.errors import ConfigError
     from distilnlu.pipeline import read_manifest, run_one
+    from distilnlu.rundir import LM_KINDS
 
     cfg = _load(recipe, overrides)
-    if not isinstance(cfg.stages.get(stage), PretrainStage | DistillStage):
+    if stage not in cfg.stages or cfg.stages[stage].kind not in LM_KINDS:
         raise ConfigError(f"'{stage}' is not a pretrain or distill stage of {recipe}")
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     metrics = run_one(cfg, stage, read_manifest(cfg.run_dir))
@@ -147,7 +151,7 @@ def tokenizer(
 ) -> None:
     """Train the recipe's tokenizer, or compare vocabulary sizes with --report."""
     from distilnlu.pipeline import read_manifest, run_one
-    from distilnlu.stages import tokenizer_report
+    from distilnlu.stages.tokenizer import report as tokenizer_report
 
     cfg = _load(recipe, overrides)
     if report:
@@ -205,7 +209,6 @@ def evaluate(
 
 def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
     from distilnlu.errors import ConfigError
-    from distilnlu.evaluation.inference import evaluate_examples
     from distilnlu.modeling.classifier import load_nlu_model, read_nlu_config
     from distilnlu.tokenization import load_tokenizer
 
@@ -214,7 +217,7 @@ def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, pa
     examples = deploy_commands.labeled_file(data, data_format, partition)
     max_length = int(read_nlu_config(model_dir).get("max_length", 128))
     model = load_nlu_model(model_dir)
-    metrics, _ = evaluate_examples(model, examples, load_tokenizer(model_dir), max_length)
+    metrics, _ = model.task.evaluate(model, examples, load_tokenizer(model_dir), max_length)
     return metrics
 
 

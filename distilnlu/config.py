@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from distilnlu.data.labeled import LabeledSetConfig
+from distilnlu.data.labeled_config import LabeledSetConfig
 from distilnlu.data.masking import MaskingConfig
-from distilnlu.data.sources import SourceConfig
+from distilnlu.data.source_config import SourceConfig
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.presets import ModelShape
+from distilnlu.rundir import LM_KINDS
+from distilnlu.tasks import TaskName
 
 
 class StrictModel(BaseModel):
@@ -122,6 +124,14 @@ class TokenizerStage(StrictModel):
             raise ValueError("a tokenizer stage needs `corpora` to train on or `pretrained`")
         return self
 
+    def corpora_used(self) -> list[str]:
+        """Corpora of data.corpora that this stage reads (part of its hash)."""
+        return [*self.corpora, *self.report_corpora]
+
+    def stage_refs(self) -> list[str]:
+        """Earlier stages (or folders / hub ids) that this stage reads."""
+        return []
+
 
 class _TrainingStage(StrictModel):
     """What pretraining and distillation stages share: a start, data, optimisation, evaluation."""
@@ -145,6 +155,9 @@ class _TrainingStage(StrictModel):
             raise ValueError("`data` needs at least one corpus with a positive weight")
         return self
 
+    def corpora_used(self) -> list[str]:
+        return [*self.data, *self.eval.corpora]
+
 
 class PretrainStage(_TrainingStage):
     """Masked-LM pretraining: from scratch (``model``) or continued (``init``)."""
@@ -153,6 +166,9 @@ class PretrainStage(_TrainingStage):
     tokenizer: str | None = Field(
         "tokenizer", description="Tokenizer stage name or folder (ignored when `init` has one)."
     )
+
+    def stage_refs(self) -> list[str]:
+        return [r for r in (self.init, self.tokenizer) if r]
 
 
 class TeacherConfig(StrictModel):
@@ -257,6 +273,11 @@ class DistillStage(_TrainingStage):
     def monitor(self) -> str | None:
         return self.loss.monitor or (self.eval.corpora[0] if self.eval.corpora else None)
 
+    def stage_refs(self) -> list[str]:
+        copy_from = self.init_from_teacher.teacher if self.init_from_teacher else None
+        refs = [self.init, self.tokenizer, copy_from, *(t.model for t in self.teachers)]
+        return list(dict.fromkeys(r for r in refs if r))
+
 
 class FinetuneStage(StrictModel):
     """Fine-tune every listed encoder on labeled data and evaluate it (DESIGN.md §2, §5, §6).
@@ -266,7 +287,7 @@ class FinetuneStage(StrictModel):
     """
 
     kind: Literal["finetune"]
-    task: Literal["intent_slot", "pair"] = Field(
+    task: TaskName = Field(
         "intent_slot", description="Joint intent + slot model, or sentence-pair classification."
     )
     models: list[str] = Field(
@@ -316,10 +337,18 @@ class FinetuneStage(StrictModel):
     def labeled_sets(self) -> list[str]:
         return list(dict.fromkeys([self.train, self.dev, *self.test]))
 
+    def corpora_used(self) -> list[str]:
+        return [self.lm_corpus] if self.lm_corpus else []
 
-Stage = Annotated[
-    TokenizerStage | PretrainStage | DistillStage | FinetuneStage, Field(discriminator="kind")
-]
+    def stage_refs(self) -> list[str]:
+        return list(self.models)
+
+
+StageConfig = TokenizerStage | PretrainStage | DistillStage | FinetuneStage
+"""Every stage kind's config class; a new kind adds its class here (and a runner in
+``distilnlu.pipeline.RUNNERS``)."""
+Stage = Annotated[StageConfig, Field(discriminator="kind")]
+STAGE_CLASSES: tuple[type[StrictModel], ...] = get_args(StageConfig)
 
 
 class Recipe(StrictModel):
@@ -335,13 +364,13 @@ class Recipe(StrictModel):
     def _references_exist(self) -> Recipe:
         names = list(self.stages)
         for i, (name, stage) in enumerate(self.stages.items()):
-            for corpus in _corpora_of(stage):
+            for corpus in stage.corpora_used():
                 if corpus not in self.data.corpora:
                     raise ValueError(
                         f"stage '{name}' uses corpus '{corpus}', which data.corpora does not define"
                         f" (known: {', '.join(self.data.corpora)})"
                     )
-            for ref in _stage_refs(stage):
+            for ref in stage.stage_refs():
                 if ref in self.stages and names.index(ref) >= i:
                     raise ValueError(f"stage '{name}' uses stage '{ref}', which runs after it")
             if isinstance(stage, FinetuneStage):
@@ -350,9 +379,7 @@ class Recipe(StrictModel):
 
     def _check_finetune(self, name: str, stage: FinetuneStage) -> None:
         for ref in stage.models:
-            if ref in self.stages and not isinstance(
-                self.stages[ref], PretrainStage | DistillStage
-            ):
+            if ref in self.stages and self.stages[ref].kind not in LM_KINDS:
                 raise ValueError(f"stage '{name}' fine-tunes '{ref}', which trains no encoder")
         for set_name in stage.labeled_sets:
             labeled = self.data.labeled.get(set_name)
@@ -374,7 +401,7 @@ class Recipe(StrictModel):
 
     def upstream(self, name: str) -> list[str]:
         """Names of the earlier stages that stage ``name`` reads."""
-        return [r for r in _stage_refs(self.stages[name]) if r in self.stages]
+        return [r for r in self.stages[name].stage_refs() if r in self.stages]
 
     def stage_hash(self, name: str) -> str:
         """Hash of everything that determines a stage's output, upstream stages included.
@@ -385,7 +412,7 @@ class Recipe(StrictModel):
         payload = {
             "stage": stage.model_dump(mode="json"),
             "corpora": {
-                c: self.data.corpora[c].model_dump(mode="json") for c in _corpora_of(stage)
+                c: self.data.corpora[c].model_dump(mode="json") for c in stage.corpora_used()
             },
             "data_root": str(self.data.root) if self.data.root else None,
             "alpha": self.data.alpha,
@@ -398,26 +425,6 @@ class Recipe(StrictModel):
             }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _corpora_of(stage: TokenizerStage | PretrainStage | DistillStage | FinetuneStage) -> list[str]:
-    if isinstance(stage, TokenizerStage):
-        return [*stage.corpora, *stage.report_corpora]
-    if isinstance(stage, FinetuneStage):
-        return [stage.lm_corpus] if stage.lm_corpus else []
-    return [*stage.data, *stage.eval.corpora]
-
-
-def _stage_refs(stage: TokenizerStage | PretrainStage | DistillStage | FinetuneStage) -> list[str]:
-    if isinstance(stage, FinetuneStage):
-        return list(stage.models)
-    if isinstance(stage, PretrainStage):
-        return [r for r in (stage.init, stage.tokenizer) if r]
-    if isinstance(stage, DistillStage):
-        copy_from = stage.init_from_teacher.teacher if stage.init_from_teacher else None
-        refs = [stage.init, stage.tokenizer, copy_from, *(t.model for t in stage.teachers)]
-        return list(dict.fromkeys(r for r in refs if r))
-    return []
 
 
 # --------------------------------------------------------------------------- loading
@@ -462,17 +469,15 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    # Discriminated unions add the tag ('pretrain', 'tokenizer') to error locations.
-    return part in (
-        "pretrain",
-        "tokenizer",
-        "distill",
-        "finetune",
-        "TokenizerStage",
-        "PretrainStage",
-        "DistillStage",
-        "FinetuneStage",
-    )
+    # Discriminated unions add the tag ('pretrain') or the class name to error locations.
+    return part in _UNION_TAGS
+
+
+_UNION_TAGS = frozenset(
+    name
+    for cls in STAGE_CLASSES
+    for name in (cls.__name__, *get_args(cls.model_fields["kind"].annotation))
+)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -11,23 +11,44 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distilnlu.config import DistillStage, PretrainStage, Recipe
+from distilnlu.config import DistillStage, FinetuneStage, PretrainStage, Recipe, TokenizerStage
 from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
-from distilnlu.stages import METRICS, run_stage, write_json
+from distilnlu.rundir import HASH_FILE, MANIFEST, METRICS, Manifest, write_json
+from distilnlu.stages import distill, finetune, pretrain, tokenizer
+from distilnlu.stages.common import Runner
 
-MANIFEST = "manifest.json"
-HASH_FILE = ".stage_hash"
+RUNNERS: dict[type, Runner] = {
+    TokenizerStage: tokenizer.run,
+    PretrainStage: pretrain.run,
+    DistillStage: distill.run,
+    FinetuneStage: finetune.run,
+}
+"""The runner of each stage kind, by its config class."""
+
+Log = Callable[[str], object]
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
+def read_manifest(run_dir: Path) -> Manifest:
     path = run_dir / MANIFEST
     if not path.is_file():
         return {"stages": {}}
-    return json.loads(path.read_text())
+    manifest: Manifest = json.loads(path.read_text())
+    return manifest
+
+
+def run_stage(recipe: Recipe, name: str, stage_hash: str) -> dict[str, Any]:
+    """Run stage ``name`` into its folder with the runner of its kind."""
+    stage = recipe.stages[name]
+    runner = RUNNERS.get(type(stage))
+    if runner is None:
+        raise ConfigError(f"stage '{name}': no runner for stage kind '{stage.kind}'")
+    metrics: dict[str, Any] = runner(recipe, name, recipe.run_dir / name, stage_hash)
+    return metrics
 
 
 def stages_until(recipe: Recipe, until: str | None) -> list[str]:
@@ -39,10 +60,12 @@ def stages_until(recipe: Recipe, until: str | None) -> list[str]:
     return names[: names.index(until) + 1]
 
 
-def is_done(recipe: Recipe, name: str, manifest: dict[str, Any]) -> bool:
+def is_done(recipe: Recipe, name: str, manifest: Manifest) -> bool:
     entry = manifest["stages"].get(name)
     out = recipe.run_dir / name
-    return bool(entry) and entry["hash"] == recipe.stage_hash(name) and (out / METRICS).is_file()
+    if entry is None:
+        return False
+    return entry["hash"] == recipe.stage_hash(name) and (out / METRICS).is_file()
 
 
 def prepare_stage_dir(out_dir: Path, stage_hash: str) -> None:
@@ -56,7 +79,7 @@ def prepare_stage_dir(out_dir: Path, stage_hash: str) -> None:
     barrier()
 
 
-def run_one(recipe: Recipe, name: str, manifest: dict[str, Any], log=print) -> dict[str, Any]:
+def run_one(recipe: Recipe, name: str, manifest: Manifest, log: Log = print) -> dict[str, Any]:
     """Run stage ``name`` (its upstream stages must be done) and record it in the manifest."""
     for up in recipe.upstream(name):
         if not is_done(recipe, up, manifest):
@@ -81,7 +104,9 @@ def run_one(recipe: Recipe, name: str, manifest: dict[str, Any], log=print) -> d
     return metrics
 
 
-def run_recipe(recipe: Recipe, until: str | None = None, log=print) -> dict[str, dict[str, Any]]:
+def run_recipe(
+    recipe: Recipe, until: str | None = None, log: Log = print
+) -> dict[str, dict[str, Any]]:
     """Run (or skip) every stage up to ``until``; returns each stage's metrics."""
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(recipe.run_dir)
@@ -97,33 +122,3 @@ def run_recipe(recipe: Recipe, until: str | None = None, log=print) -> dict[str,
         log(f"[{name}] running ({recipe.stages[name].kind})")
         results[name] = run_one(recipe, name, manifest, log)
     return results
-
-
-def lm_summary(recipe: Recipe, results: dict[str, dict[str, Any]]) -> str:
-    """Held-out perplexity and mask-filling accuracy of every trained model; teacher switches."""
-    rows = [("stage", "held-out corpus", "perplexity", "mask-fill acc", "n")]
-    for name, metrics in results.items():
-        if not isinstance(recipe.stages[name], PretrainStage | DistillStage):
-            continue
-        for corpus, m in metrics.get("eval", {}).items():
-            rows.append(
-                (
-                    name,
-                    corpus,
-                    f"{m['perplexity']:.2f}",
-                    f"{m['mask_fill_accuracy']:.3f}",
-                    str(m["mask_fill_n"]),
-                )
-            )
-    if len(rows) == 1:
-        return ""
-    switches = [
-        f"{name}: teacher {s['from_teacher']} -> {s['to_teacher']} after step {s['step']}"
-        f" ({s['reason']})"
-        for name, metrics in results.items()
-        for s in metrics.get("teacher_switches", [])
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + switches)

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from torch import nn
-
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ConfigError
-from distilnlu.evaluation.inference import evaluate_nlu, evaluate_pairs
+from distilnlu.evaluation.inference import Classifier, evaluate_nlu, evaluate_pairs
 
 TaskName: TypeAlias = Literal["intent_slot", "pair"]
 Evaluation: TypeAlias = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -40,6 +38,16 @@ class IntentSlotTask:
     """(metric key, column label) the report shows, in column order."""
     relative: tuple[str, ...] = ("exact_match", "intent_accuracy", "semer")
     """Metrics whose relative error change against the baseline the report shows."""
+    by_language: tuple[tuple[str, str], ...] = (
+        ("exact_match", "EM"),
+        ("intent_accuracy", "intent"),
+    )
+    """(metric key, column label) the report's per-language table shows for each language."""
+    zero_shot: bool = False
+    """Trained on the dev set's language, scored zero-shot on the others: the report marks those,
+    compares every model (frozen ones too) and shows its per-language section for one language."""
+    language_title: str = "Per-language results"
+    """Title of the report's per-language section."""
 
     def build_labels(self, train: Sequence[Any]) -> LabelVocab:
         return LabelVocab.build(train)
@@ -51,7 +59,7 @@ class IntentSlotTask:
 
     def evaluate(
         self,
-        model: nn.Module,
+        model: Classifier,
         examples: Sequence[Any],
         tokenizer: Any,
         max_length: int,
@@ -76,6 +84,9 @@ class PairTask:
     primary: tuple[str, str] = ("accuracy", "Accuracy")
     columns: tuple[tuple[str, str], ...] = (("accuracy", "Accuracy"),)
     relative: tuple[str, ...] = ("accuracy",)
+    by_language: tuple[tuple[str, str], ...] = (("accuracy", ""),)
+    zero_shot: bool = True
+    language_title: str = "Pair classification by language"
 
     def build_labels(self, train: Sequence[Any]) -> LabelVocab:
         return LabelVocab.build_pairs(train)
@@ -87,7 +98,7 @@ class PairTask:
 
     def evaluate(
         self,
-        model: nn.Module,
+        model: Classifier,
         examples: Sequence[Any],
         tokenizer: Any,
         max_length: int,

@@ -27,7 +27,7 @@ for it yields fewer pieces. ``len(tokenizer)`` is the size that counts. Characte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,7 +178,7 @@ def train_tokenizer(
     )
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """Load a tokenizer with ``AutoTokenizer.from_pretrained``.
 
     A local folder is read offline (``local_files_only=True``). A string that is not an existing
@@ -226,7 +226,7 @@ def _is_wordpiece(tokenizer: PreTrainedTokenizerBase, vocab: dict[str, int]) -> 
     return continued > marked
 
 
-def word_start_table(tokenizer: PreTrainedTokenizerBase) -> torch.BoolTensor:
+def word_start_table(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     """A ``[len(tokenizer)]`` bool table: True where a token id starts a new word.
 
     Used for whole-word masking on packed sequences, where ``word_ids()`` is not available: a word
@@ -302,7 +302,7 @@ def _measure(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> tuple[
 
 def fertility_report(
     train_texts: Sequence[str],
-    eval_texts: dict[str, Sequence[str]],
+    eval_texts: Mapping[str, Sequence[str]],
     vocab_sizes: Sequence[int],
 ) -> list[FertilityRow]:
     """Train one tokenizer per candidate vocabulary size and measure it on each language.
@@ -324,7 +324,7 @@ def fertility_report(
 
 
 def measure_fertility(
-    tokenizer: PreTrainedTokenizerBase, eval_texts: dict[str, Sequence[str]], vocab_size: int
+    tokenizer: PreTrainedTokenizerBase, eval_texts: Mapping[str, Sequence[str]], vocab_size: int
 ) -> list[FertilityRow]:
     """Fertility and unknown rate of one trained tokenizer, one row per language."""
     rows = []

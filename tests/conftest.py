@@ -104,7 +104,8 @@ def tiny_mlm_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_nlu_examples():
     """200 labeled synthetic assistant utterances (intents + BIO slots)."""
-    from distilnlu.data.labeled import LabeledSetConfig, load_labeled
+    from distilnlu.data.labeled import load_labeled
+    from distilnlu.data.labeled_config import LabeledSetConfig
 
     return load_labeled(LabeledSetConfig(format="synthetic", num_examples=200, seed=1))
 

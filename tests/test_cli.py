@@ -84,6 +84,9 @@ def test_non_utf8_bytes_stop_or_are_skipped_and_counted(tmp_path):
     proc = cli("run", path, "--until", "tokenizer", "data.on_error=skip")
     assert proc.returncode == 0, proc.stderr
     assert "skipped" in (proc.stderr + proc.stdout).lower()
+    assert "skipped 50 bad record(s)" in proc.stderr, proc.stderr  # the second line of each three
+    metrics = json.loads((tmp_path / "runs/tiny/tokenizer/metrics.json").read_text())
+    assert metrics["trained_on"] == 300 + 100  # the public documents and the 100 good lines
 
 
 def test_teacher_path_that_is_not_a_masked_lm(tmp_path):

@@ -66,7 +66,7 @@ def test_special_token_ids(tokenizer):
     assert (tokenizer.unk_token_id, tokenizer.mask_token_id) == (3, 4)
     assert tokenizer.cls_token_id == 0 and tokenizer.sep_token_id == 2
     assert tokenizer.model_max_length == 128
-    assert 100 < len(tokenizer) <= 400
+    assert len(tokenizer) == 400  # the corpus has enough pieces to fill the vocabulary
 
 
 def test_round_trip_through_save_pretrained(tokenizer, saved_tokenizer, corpus):
@@ -107,6 +107,7 @@ def test_pair_template_and_padding(saved_tokenizer):
 def test_unknown_characters_become_unk(saved_tokenizer):
     ids = saved_tokenizer("kalo \u4e2d ruta")["input_ids"]
     assert 3 in ids
+    assert ids == [0, 5, 16, 22, 3, 185, 2]  # <s> ▁ka lo ▁ <unk> ▁ruta </s>
 
 
 def test_word_start_table_matches_word_ids(saved_tokenizer, corpus):
@@ -128,7 +129,8 @@ def test_word_start_table_matches_word_ids(saved_tokenizer, corpus):
                 assert bool(table[token_id]) == (word != previous), (text, token_id)
                 checked += 1
             previous = word
-    assert checked > 200
+    assert checked == 414
+    assert int(table.sum()) == 271  # word-start pieces of the trained vocabulary
 
 
 def test_word_start_table_is_same_before_and_after_saving(tokenizer, saved_tokenizer):
@@ -218,13 +220,15 @@ def test_small_corpus_gives_smaller_vocab():
     texts = ["wake me up at seven", "play some music", "turn off the lights"] * 50
     tok = train_tokenizer(texts, 5000)
     assert len(SPECIAL_TOKENS) < len(tok) < 5000
+    assert len(tok) == 30
     ids = tok("play some music")["input_ids"]
     assert tok.decode(ids, skip_special_tokens=True) == "play some music"
 
 
 def test_train_accepts_a_generator_and_skips_blank_lines(corpus):
     tok = train_tokenizer((t for t in ["", "   ", *corpus[:200]]), 200)
-    assert tok("kalo")["input_ids"][0] == 0
+    assert tok("kalo")["input_ids"] == [0, 6, 5, 2]
+    assert len(tok) == 200
 
 
 def test_train_errors():
@@ -268,10 +272,19 @@ def test_fertility_report_two_languages_two_sizes():
         assert small.unk_rate == 0.0
         assert small.trained_vocab_size == 80
         assert large.trained_vocab_size <= 600
+    # The exact counts (deterministic Unigram training on seeded sentences).
+    assert {k: (r.words, r.tokens, r.trained_vocab_size) for k, r in by_key.items()} == {
+        (80, "aa"): (418, 2514, 80),
+        (80, "bb"): (456, 3003, 80),
+        (600, "aa"): (418, 643, 600),
+        (600, "bb"): (456, 691, 600),
+    }
 
     # A language whose letters were mostly never seen gets many <unk> tokens.
     rows = fertility_report(train[:400], {"bb": evaluation["bb"][:10]}, [60])
     assert rows[0].unk_rate > 0.2
+    assert (rows[0].words, rows[0].tokens) == (91, 358)
+    assert rows[0].unk_rate == pytest.approx(157 / 358)
 
 
 def test_format_report_is_aligned():

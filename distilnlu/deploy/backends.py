@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from distilnlu.errors import ModelError
+
+if TYPE_CHECKING:
+    from distilnlu.modeling.classifier import EncoderClassifier
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
@@ -35,7 +38,7 @@ def resolve_backend(folder: str | Path, backend: str) -> Backend:
     if backend == "auto":
         for name in ("onnx-int8", "onnx"):
             if onnx_path(folder, name).is_file():
-                return name  # type: ignore[return-value]
+                return name
         return "torch"
     if backend != "torch" and not onnx_path(folder, backend).is_file():
         flag = " --int8" if backend == "onnx-int8" else ""
@@ -48,7 +51,7 @@ def resolve_backend(folder: str | Path, backend: str) -> Backend:
 class TorchBackend:
     """Eager PyTorch on the CPU (or wherever the model lives)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: EncoderClassifier) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
 

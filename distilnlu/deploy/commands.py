@@ -29,7 +29,7 @@ def export(
 
     Writes model.onnx / model.int8.onnx and export.json (max |Δ logit|, intent and slot
     agreement, accuracy with gold labels) into MODEL_DIR."""
-    from distilnlu.data.nlu import NLUExample
+    from distilnlu.data.examples import NLUExample
     from distilnlu.deploy.export import dev_sample, export_model
 
     if not onnx and not int8:
@@ -47,7 +47,8 @@ def export(
 
 def labeled_file(data: Path, data_format: str, partition: str | None) -> list:
     """The examples of one labeled file or folder given on the command line."""
-    from distilnlu.data.labeled import LabeledSetConfig, load_labeled
+    from distilnlu.data.labeled import load_labeled
+    from distilnlu.data.labeled_config import LabeledSetConfig
 
     try:
         cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
@@ -90,7 +91,11 @@ def predict(
 
     if bool(texts) == bool(input_file):
         raise ConfigError("give utterances as arguments or --input FILE (one of the two)")
-    records = [{"text": t} for t in texts] if texts else list(read_inputs(input_file))
+    if texts:
+        records = [{"text": t} for t in texts]
+    else:
+        assert input_file is not None  # exactly one of the two, checked above
+        records = list(read_inputs(input_file))
     parser = Parser.load(model_dir, backend=backend, threads=threads)
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]

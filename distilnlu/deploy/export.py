@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -21,11 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from distilnlu.data.nlu import NLUExample
-from distilnlu.deploy.backends import ONNX_FILES, OnnxBackend, onnx_path
+from distilnlu.data.examples import NLUExample
+from distilnlu.deploy.backends import ONNX_FILES, OnnxBackend, TorchBackend, onnx_path
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
-from distilnlu.stages import write_json
+from distilnlu.modeling.classifier import EncoderClassifier
+from distilnlu.rundir import atomic_path, write_json
 
 EXPORT_REPORT = "export.json"
 OPSET = 17
@@ -43,7 +43,7 @@ FALLBACK_TEXTS = [
 ]
 
 
-def export_onnx(model: torch.nn.Module, path: Path) -> None:
+def export_onnx(model: EncoderClassifier, path: Path) -> None:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes; written atomically.
 
     distilnlu's own encoders are traced through :class:`LeanClassifier` (same function, a
@@ -65,8 +65,7 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
     if getattr(model, "slot_head", None) is not None:
         outputs.append("slot_logits")
         axes["slot_logits"] = {0: "batch", 1: "length"}
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_path(path) as tmp:
         # The TorchScript exporter warns about every Python branch on a shape; the graph is
         # checked against PyTorch below on real batches of other shapes, which is what matters.
         warnings.simplefilter("ignore")
@@ -81,7 +80,6 @@ def export_onnx(model: torch.nn.Module, path: Path) -> None:
             opset_version=OPSET,
             do_constant_folding=True,
         )
-    os.replace(tmp, path)
 
 
 def quantize_int8(source: Path, path: Path) -> None:
@@ -93,21 +91,20 @@ def quantize_int8(source: Path, path: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = path.with_name(path.name + ".tmp")
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing hint through the root logger
     try:
-        quantize_dynamic(
-            str(source),
-            str(tmp),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul"],
-        )
+        with atomic_path(path) as tmp:
+            quantize_dynamic(
+                str(source),
+                str(tmp),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+            )
     finally:
         root.setLevel(level)
-    os.replace(tmp, path)
 
 
 def _batches(split: Sequence[Words]) -> list[list[int]]:
@@ -179,7 +176,9 @@ def export_model(
     """Export ``folder`` to ONNX (+ int8), check parity on ``sample``, write ``export.json``."""
     folder = Path(folder)
     reference = Parser.load(folder, backend="torch")
-    model = reference.run.model  # the TorchBackend's model: loaded once
+    run = reference.run
+    assert isinstance(run, TorchBackend)  # backend="torch" above
+    model = run.model  # the TorchBackend's model: loaded once
     report: dict[str, Any] = {"model": str(folder), "opset": OPSET, "files": {}}
     start = time.perf_counter()
     export_onnx(model, onnx_path(folder, "onnx"))

@@ -13,6 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.models.roberta_prelayernorm.modeling_roberta_prelayernorm import (
+    RobertaPreLayerNormLayer,
+    RobertaPreLayerNormModel,
+)
 
 from distilnlu.modeling.classifier import EncoderClassifier
 
@@ -28,7 +32,7 @@ def supports_lean(model: EncoderClassifier) -> bool:
 
 
 class _Layer(nn.Module):
-    def __init__(self, layer: nn.Module, heads: int) -> None:
+    def __init__(self, layer: RobertaPreLayerNormLayer, heads: int) -> None:
         super().__init__()
         attn = layer.attention
         self.heads = heads
@@ -61,9 +65,9 @@ class LeanClassifier(nn.Module):
 
     def __init__(self, model: EncoderClassifier) -> None:
         super().__init__()
-        if not supports_lean(model):
-            raise ValueError("LeanClassifier takes pre-LayerNorm RoBERTa encoders only")
         enc = model.encoder
+        if not (supports_lean(model) and isinstance(enc, RobertaPreLayerNormModel)):
+            raise ValueError("LeanClassifier takes pre-LayerNorm RoBERTa encoders only")
         emb = enc.embeddings
         self.pad = emb.padding_idx
         self.words, self.positions, self.emb_norm = (

@@ -21,6 +21,7 @@ from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
 from distilnlu.errors import ModelError
 from distilnlu.evaluation.metrics import chunks
 from distilnlu.modeling.classifier import read_nlu_config
+from distilnlu.tasks import task_named
 
 _WORD = re.compile(r"\S+")
 DEFAULT_MAX_LENGTH = 128
@@ -97,7 +98,7 @@ class Parser:
     def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
         folder = Path(folder)
         settings = read_nlu_config(folder)
-        if settings["task"] != "intent_slot":
+        if not task_named(settings["task"]).has_slots:
             raise ModelError(
                 f"{folder} is a {settings['task']!r} model; predict and serve take intent + slot"
                 " models (evaluate it with `distilnlu evaluate`)"

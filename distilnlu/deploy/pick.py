@@ -111,8 +111,9 @@ def parse_candidates(spec: str | None) -> list[Candidate]:
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         match = _SHAPE.match(item)
         if match:
-            layers, hidden, ffn = (int(g) if g else None for g in match.groups())
-            out.append(Candidate(item, _grid_shape(layers, hidden, ffn)))
+            layers, hidden, ffn = match.groups()  # LxH always there, xFFN optional
+            shape = _grid_shape(int(layers), int(hidden), int(ffn) if ffn else None)
+            out.append(Candidate(item, shape))
         elif item.lower() in PRESETS:
             out.append(Candidate(item.lower(), PRESETS[item.lower()]))
         else:
@@ -235,7 +236,11 @@ def pick_student(
         with tempfile.TemporaryDirectory() as work, torch_threads(threads):
             run = candidate_runner(shape, len(tok), labels, backend, threads, Path(work))
             parser = Parser(run, tok, labels, max_length=high + 8, backend=backend)
-            stats = measure(lambda t, p=parser: p.parse([t]), texts)
+
+            def parse_one(text: str, parser: Parser = parser) -> list[dict[str, Any]]:
+                return parser.parse([text])
+
+            stats = measure(parse_one, texts)
         cand.p50, cand.p99 = stats["p50"], stats["p99"]
         cand.fits = cand.p50 <= budget_ms
         if not cand.fits:

@@ -11,18 +11,38 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
-from distilnlu.data.nlu import NLUExample, PairExample
+from distilnlu.data.labeled import LabelVocab
 from distilnlu.evaluation.metrics import nlu_metrics, pair_accuracy
 
 
+class Classifier(Protocol):
+    """What scoring needs of a fine-tuned model: label maps and ``(intent_logits [B, I],
+    slot_logits [B, T, S] or None)`` from ``(input_ids, attention_mask)``.
+    :class:`~distilnlu.modeling.classifier.EncoderClassifier` is one."""
+
+    labels: LabelVocab
+    training: bool
+
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+
 @contextmanager
-def _inference(model: nn.Module) -> Iterator[torch.device]:
+def _inference(model: nn.Module | Classifier) -> Iterator[torch.device]:
     was_training = model.training
     model.eval()
     try:
@@ -33,7 +53,7 @@ def _inference(model: nn.Module) -> Iterator[torch.device]:
 
 
 def predict(
-    model: nn.Module, items: Sequence[Encoded], batch_size: int, pad_id: int
+    model: Classifier, items: Sequence[Encoded], batch_size: int, pad_id: int
 ) -> tuple[list[int], list[float], list[list[int]]]:
     """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated)."""
     intents: list[int] = [0] * len(items)
@@ -60,7 +80,7 @@ def _majority(values: Sequence[str]) -> str:
 
 
 def evaluate_nlu(
-    model: nn.Module,
+    model: Classifier,
     examples: Sequence[NLUExample],
     tokenizer,
     max_length: int,
@@ -75,7 +95,7 @@ def evaluate_nlu(
     intent_ids, confidence, tag_ids = predict(model, items, batch_size, tokenizer.pad_token_id)
     pred_intents = [labels.intents[i] for i in intent_ids]
     pred_tags = [[labels.slot_tags[t] if t >= 0 else "O" for t in row] for row in tag_ids]
-    metrics = nlu_metrics(
+    metrics: dict[str, Any] = nlu_metrics(
         [ex.intent for ex in examples], pred_intents, [list(ex.tags) for ex in examples], pred_tags
     )
     metrics["language"] = _majority([ex.locale for ex in examples])
@@ -95,7 +115,7 @@ def evaluate_nlu(
 
 
 def evaluate_pairs(
-    model: nn.Module,
+    model: Classifier,
     examples: Sequence[PairExample],
     tokenizer,
     max_length: int,
@@ -116,18 +136,6 @@ def evaluate_pairs(
         for ex, p, c in zip(examples, predicted, confidence, strict=True)
     ]
     return metrics, predictions
-
-
-def evaluate_examples(model, examples, tokenizer, max_length: int, batch_size: int = 64):
-    """:func:`evaluate_nlu` or :func:`evaluate_pairs`, by the model's task."""
-    if model.task == "pair":
-        return evaluate_pairs(model, examples, tokenizer, max_length, batch_size)
-    return evaluate_nlu(model, examples, tokenizer, max_length, batch_size)
-
-
-def primary_score(metrics: dict[str, Any]) -> float:
-    """What early stopping maximises: exact match (intent + slots), or pair accuracy."""
-    return float(metrics["exact_match"] if "exact_match" in metrics else metrics["accuracy"])
 
 
 def latency_ms(

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
 
 from distilnlu.data.masking import (
     IGNORE_INDEX,
@@ -207,7 +208,7 @@ def _stop_words(language: str) -> frozenset[str]:
 
 
 def lm_perplexity(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer,
     texts: Sequence[str],
     *,
@@ -234,6 +235,7 @@ def lm_perplexity(
     inputs: list[list[int]] = []
     labels: list[list[int]] = []
     for i in range(len(texts)):
+        assert encoded is not None  # texts is not empty
         ids = torch.tensor([encoded["input_ids"][i]], dtype=torch.long)
         word_start = None
         if masking.whole_word:
@@ -263,8 +265,8 @@ def lm_perplexity(
             input_ids = _pad(rows, pad_id).to(device)
             attention_mask = _attention_mask(rows).to(device)
             logits = masked_lm_logits(model, input_ids, attention_mask, positions)
-            loss = F.cross_entropy(logits.float(), batch_labels[positions], reduction="sum")
-            total += float(loss)
+            batch_loss = F.cross_entropy(logits.float(), batch_labels[positions], reduction="sum")
+            total += float(batch_loss)
             count += n
     loss = total / count if count else math.nan
     perplexity = math.exp(loss) if count and loss < 700 else (math.inf if count else math.nan)
@@ -377,7 +379,7 @@ def _mask_fill_examples(
 
 
 def mask_filling_accuracy(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer,
     texts: Sequence[str],
     *,
@@ -430,7 +432,7 @@ def mask_filling_accuracy(
 
 
 def evaluate_lm(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer,
     texts: Sequence[str],
     *,

@@ -17,22 +17,22 @@ from typing import Literal
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoModel, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ModelError
 from distilnlu.modeling.loading import looks_like_hub_id
+from distilnlu.rundir import write_json
+from distilnlu.tasks import INTENT_SLOT, Task, task_named
 
 HEADS_FILE = "heads.safetensors"
 NLU_CONFIG = "nlu_config.json"
 
-Task = Literal["intent_slot", "pair"]
-
 logger = logging.getLogger(__name__)
 
 
-def load_encoder(source: str | Path) -> nn.Module:
+def load_encoder(source: str | Path) -> PreTrainedModel:
     """The bare encoder (no LM head, no pooler) of a masked-LM or encoder folder / hub id."""
     local = not looks_like_hub_id(source)
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -59,29 +59,30 @@ class EncoderClassifier(nn.Module):
     """Encoder + intent (or pair-label) head on the pooled sentence, + optional slot head.
 
     ``forward(input_ids [B, T], attention_mask [B, T])`` returns ``(intent_logits [B, I],
-    slot_logits [B, T, S])``; for ``task="pair"`` the second item is ``None``. Slot logits are
-    given for every sub-token; training and decoding use the first sub-token of each word.
+    slot_logits [B, T, S])``; for a task without slots (pairs) the second item is ``None``.
+    Slot logits are given for every sub-token; training and decoding use the first sub-token of
+    each word.
     """
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: PreTrainedModel,
         labels: LabelVocab,
-        task: Task = "intent_slot",
+        task: Task = INTENT_SLOT,
         pooling: Literal["mean", "cls"] = "mean",
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if not labels.intents:
             raise ModelError("the label vocabulary has no intents / classes")
-        if task == "intent_slot" and not labels.slot_tags:
+        if task.has_slots and not labels.slot_tags:
             raise ModelError("a joint intent + slot model needs slot tags (at least 'O')")
         hidden = encoder.config.hidden_size
         self.encoder, self.labels, self.task, self.pooling = encoder, labels, task, pooling
         self.frozen = False
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, len(labels.intents))
-        self.slot_head = nn.Linear(hidden, len(labels.slot_tags)) if task == "intent_slot" else None
+        self.slot_head = nn.Linear(hidden, len(labels.slot_tags)) if task.has_slots else None
 
     def freeze_encoder(self) -> None:
         """Train the heads only: the encoder gets no gradients and stays in eval mode."""
@@ -123,12 +124,12 @@ class EncoderClassifier(nn.Module):
         save_file(self.head_state(), str(folder / HEADS_FILE))
         self.labels.save(folder)
         settings = {
-            "task": self.task,
+            "task": self.task.name,
             "pooling": self.pooling,
             "encoder": "frozen" if self.frozen else "full",
             **(extra or {}),
         }
-        (folder / NLU_CONFIG).write_text(json.dumps(settings, indent=2) + "\n")
+        write_json(folder / NLU_CONFIG, settings)
 
 
 def read_nlu_config(folder: str | Path) -> dict:
@@ -148,7 +149,7 @@ def load_nlu_model(folder: str | Path) -> EncoderClassifier:
     model = EncoderClassifier(
         load_encoder(folder),
         LabelVocab.load(folder),
-        task=settings["task"],
+        task=task_named(settings["task"]),
         pooling=settings.get("pooling", "mean"),
     )
     missing, unexpected = model.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)

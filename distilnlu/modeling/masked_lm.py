@@ -155,7 +155,7 @@ def document_inputs(
 
 
 @functools.cache
-def _takes_position_ids(model_class: type) -> bool:
+def _takes_position_ids(model_class: type[nn.Module]) -> bool:
     # Cached per class: this is asked on every training step.
     return "position_ids" in inspect.signature(model_class.forward).parameters
 
@@ -169,7 +169,9 @@ def _model_inputs(
     """Keyword inputs of the encoder: plain, or with the per-document mask and positions."""
     if document_ids is None:
         return {"input_ids": input_ids, "attention_mask": attention_mask}
-    if not _takes_position_ids(type(_unwrap(model))):
+    # mypy checks a class object against Hashable through the class's instance ``__hash__``
+    # (unbound, so the signature does not match); class objects are hashable.
+    if not _takes_position_ids(type(_unwrap(model))):  # type: ignore[arg-type]
         raise ModelError(
             f"{type(_unwrap(model)).__name__} takes no position_ids, so packed documents cannot"
             " be isolated; set training.packing: concatenated"
@@ -262,7 +264,9 @@ def masked_lm_forward(
         enc = encoder_hidden(
             model, input_ids, attention_mask, output_hidden_states, output_attentions, document_ids
         )
-        selected = enc.last_hidden_state[positions]  # [N, H]
+        hidden = enc.last_hidden_state
+        assert hidden is not None  # HF types every output field Optional; encoder_hidden sets it
+        selected = hidden[positions]  # [N, H]
         return MaskedLMResult(
             logits=head(selected), hidden_states=enc.hidden_states, attentions=enc.attentions
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from distilnlu.errors import ConfigError, ModelError
 from distilnlu.modeling.loading import load_masked_lm
@@ -37,7 +38,7 @@ def check_same_tokenizer(student_tok, teacher_tok, teacher_name: str) -> None:
             )
 
 
-def load_teacher(source: str, dtype: torch.dtype, device: torch.device | str) -> nn.Module:
+def load_teacher(source: str, dtype: torch.dtype, device: torch.device | str) -> PreTrainedModel:
     """A masked LM ready for inference: eval mode, no gradients, in ``dtype`` on ``device``."""
     model = load_masked_lm(source)
     model.to(device=device, dtype=dtype)

@@ -16,9 +16,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 from distilnlu.config import DistillLossConfig
 from distilnlu.data.masking import MaskingConfig
+from distilnlu.errors import ModelError
 from distilnlu.modeling.masked_lm import masked_lm_forward
 from distilnlu.training.losses import (
     AttentionKLLoss,
@@ -27,11 +29,11 @@ from distilnlu.training.losses import (
     SoftCrossEntropyLoss,
     mlm_and_soft_ce,
 )
-from distilnlu.training.objectives import MLMObjective
+from distilnlu.training.objectives import Event, MLMObjective, Objective, TrainedModule
 from distilnlu.training.schedule import TeacherSchedule
 
 
-class DistillStudent(nn.Module):
+class DistillStudent(TrainedModule):
     """What the optimizer trains: the student plus the hidden-state projections.
 
     The matching losses are computed inside ``forward`` so that a DDP/FSDP wrapper sees every
@@ -40,12 +42,12 @@ class DistillStudent(nn.Module):
 
     def __init__(
         self,
-        student: nn.Module,
+        student: PreTrainedModel,
         hidden_loss: HiddenStateLoss | None = None,
         attention_loss: AttentionKLLoss | None = None,
     ) -> None:
         super().__init__()
-        self.student = student
+        self.inner = student
         self.hidden_loss = hidden_loss
         self.attention_loss = attention_loss
 
@@ -60,7 +62,7 @@ class DistillStudent(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Student logits ``[N, V]`` at ``positions`` and the matching losses asked for."""
         out = masked_lm_forward(
-            self.student,
+            self.inner,
             input_ids,
             attention_mask,
             positions,
@@ -84,7 +86,14 @@ def content_key(input_ids: torch.Tensor) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-class DistillObjective:
+def _cloned(states: tuple[torch.Tensor, ...] | None, what: str) -> tuple[torch.Tensor, ...]:
+    """Copies of the teacher's per-layer ``states``, which were asked for."""
+    if states is None:
+        raise ModelError(f"the teacher returned no {what} although they were asked for")
+    return tuple(s.clone() for s in states)
+
+
+class DistillObjective(Objective[torch.Tensor]):
     """Distillation from the active teacher of ``schedule``.
 
     Args:
@@ -102,7 +111,7 @@ class DistillObjective:
         masking: MaskingConfig,
         loss: DistillLossConfig,
         schedule: TeacherSchedule,
-        load_teacher: Callable[[str, torch.device], nn.Module],
+        load_teacher: Callable[[str, torch.device], PreTrainedModel],
         cache_top_k: int = 0,
         monitor: str | None = None,
         isolate_documents: bool = False,
@@ -116,7 +125,7 @@ class DistillObjective:
         self.soft = SoftCrossEntropyLoss(loss.temperature)
         self.cache_top_k = cache_top_k
         self.cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._teacher: nn.Module | None = None
+        self._teacher: PreTrainedModel | None = None
         self._teacher_index = -1
 
     # ------------------------------------------------------------------ loop hooks
@@ -129,15 +138,15 @@ class DistillObjective:
         batch["cache_key"] = torch.tensor(key)
         return batch
 
-    def after_step(self, step: int) -> dict[str, Any] | None:
+    def after_step(self, step: int) -> Event | None:
         switch = self.schedule.after_step(step)
-        return {"teacher_switch": switch.__dict__} if switch else None
+        return Event({"teacher_switch": switch.__dict__}) if switch else None
 
-    def after_eval(self, step: int, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    def after_eval(self, step: int, evaluation: dict[str, Any]) -> Event | None:
         if self.monitor is None or self.monitor not in evaluation:
             return None
         switch = self.schedule.observe(step, float(evaluation[self.monitor]["loss"]))
-        return {"teacher_switch": switch.__dict__} if switch else None
+        return Event({"teacher_switch": switch.__dict__}) if switch else None
 
     def state_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule.state_dict()}
@@ -147,7 +156,7 @@ class DistillObjective:
 
     # ------------------------------------------------------------------ the loss
 
-    def teacher(self, device: torch.device) -> nn.Module:
+    def teacher(self, device: torch.device) -> PreTrainedModel:
         """The active teacher; the previous one is released when the schedule moves on."""
         if self._teacher_index != self.schedule.index:
             self._teacher = None  # free the old teacher's memory before loading the next
@@ -174,8 +183,8 @@ class DistillObjective:
                 document_ids=batch.get("document_ids"),
             )
         # Clone outside inference mode: autograd must be able to save these for backward.
-        hidden = tuple(h.clone() for h in out.hidden_states) if want_hidden else None
-        attentions = tuple(a.clone() for a in out.attentions) if want_attn else None
+        hidden = _cloned(out.hidden_states, "hidden states") if want_hidden else None
+        attentions = _cloned(out.attentions, "attentions") if want_attn else None
         return out.logits, hidden, attentions
 
     def _cached_targets(self, batch, positions) -> tuple[torch.Tensor, torch.Tensor]:

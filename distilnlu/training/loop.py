@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import torch
 from accelerate import Accelerator
@@ -26,6 +26,7 @@ from transformers import get_scheduler
 from distilnlu.config import TrainingConfig
 from distilnlu.distributed import use_cpu
 from distilnlu.errors import ConfigError, DistilNLUError
+from distilnlu.rundir import METRICS_LOG
 from distilnlu.training.checkpoint import (
     commit_checkpoint,
     find_checkpoint,
@@ -33,11 +34,9 @@ from distilnlu.training.checkpoint import (
     reset_staging,
     staging_dir,
 )
+from distilnlu.training.objectives import Event, Objective
 
-if TYPE_CHECKING:
-    from distilnlu.training.objectives import Objective
-
-METRICS_FILE = "metrics.jsonl"
+RawBatch = TypeVar("RawBatch")
 ENGINE_DIR = "engine"  # a sharded engine's own checkpoint files, inside our checkpoint folder
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -55,7 +54,7 @@ class LoopState:
     nonfinite_total: int = 0
     nonfinite_streak: int = 0
     tokens: int = 0
-    last_eval: dict[str, float] = field(default_factory=dict)
+    last_eval: dict[str, Any] = field(default_factory=dict)
     full_state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     """Sharded engines only: the trained weights gathered at the end (never checkpointed)."""
 
@@ -74,7 +73,8 @@ def make_accelerator(precision: str) -> Accelerator:
 
 def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
     """AdamW without weight decay on biases and normalisation weights (1-d parameters)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
@@ -146,8 +146,8 @@ def _tensorboard(log_dir: Path):
 def train_loop(
     *,
     model: nn.Module,
-    objective: Objective,
-    make_batches: Callable[[int], Iterator[torch.Tensor]],
+    objective: Objective[RawBatch],
+    make_batches: Callable[[int], Iterator[RawBatch]],
     cfg: TrainingConfig,
     out_dir: Path,
     seed: int,
@@ -159,8 +159,9 @@ def train_loop(
 
     Args:
         make_batches: called with the number of global batches already consumed; returns the
-            rest of the endless ``[B, T]`` id-batch stream.
+            rest of the endless batch stream (``objective.prepare`` turns each into inputs).
         evaluate: held-out evaluation on the unwrapped model; its dict is logged under "eval".
+            It is called with the module as given (e.g. a :class:`TrainedModule`).
         state_extra: JSON-able values stored in (and checked against) the checkpoint, e.g. the
             stage's config hash.
     """
@@ -188,7 +189,7 @@ def train_loop(
     model, optimizer = acc.prepare(model, optimizer)
     if sharded:
         state = _resume_sharded(acc, out_dir, scheduler, state_extra or {}, objective)
-    log = MetricsLog(out_dir / METRICS_FILE, acc.is_main_process, state.step)
+    log = MetricsLog(out_dir / METRICS_LOG, acc.is_main_process, state.step)
     stream = make_batches(state.batches_consumed)
     bar = tqdm(
         total=cfg.max_steps, initial=state.step, desc=desc, disable=not acc.is_local_main_process
@@ -207,19 +208,16 @@ def train_loop(
         if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
             bar.set_postfix(loss=f"{losses['loss']:.4f}")
         bar.update(1)
-        event = _hook(objective, "after_step", state.step)
-        if event:
-            log.write({"step": state.step, **event})
+        _log_event(log, state.step, objective.after_step(state.step))
         if evaluate and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
             state.last_eval = evaluate(acc.unwrap_model(model))
             log.write({"step": state.step, "eval": state.last_eval})
-            event = _hook(objective, "after_eval", state.step, state.last_eval)
-            if event:
-                log.write({"step": state.step, **event})
-                if event.get("stop"):  # e.g. early stopping on a dev metric
-                    break
+            event = objective.after_eval(state.step, state.last_eval)
+            _log_event(log, state.step, event)
+            if event is not None and event.stop:  # e.g. early stopping on a dev metric
+                break
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
-            extra = {**(state_extra or {}), "objective": _hook(objective, "state_dict")}
+            extra = {**(state_extra or {}), "objective": objective.state_dict()}
             _save(acc, out_dir, model, optimizer, scheduler, state, extra)
     bar.close()
     acc.wait_for_everyone()
@@ -234,12 +232,12 @@ def is_sharded(acc: Accelerator) -> bool:
     return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def trained_weights(state: LoopState, prefix: str) -> dict[str, torch.Tensor] | None:
-    """The gathered weights of the sub-module under ``prefix`` (e.g. ``"model."`` of a
-    :class:`MaskedLMModel`), for ``save_pretrained(state_dict=...)``; None when unsharded (the
-    module itself holds them)."""
+def trained_weights(state: LoopState) -> dict[str, torch.Tensor] | None:
+    """The gathered weights of a :class:`TrainedModule`'s ``inner`` model, for
+    ``save_pretrained(state_dict=...)``; None when unsharded (the model itself holds them)."""
     if state.full_state_dict is None:
         return None
+    prefix = "inner."
     return {k[len(prefix) :]: v for k, v in state.full_state_dict.items() if k.startswith(prefix)}
 
 
@@ -286,10 +284,9 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
     return totals, finite
 
 
-def _hook(objective: Objective, name: str, *args: Any) -> Any:
-    """Call an optional objective hook (schedules, state); objectives without it return None."""
-    method = getattr(objective, name, None)
-    return method(*args) if method is not None else None
+def _log_event(log: MetricsLog, step: int, event: Event | None) -> None:
+    if event is not None and event.log:
+        log.write({"step": step, **event.log})
 
 
 def _all_processes_agree(acc: Accelerator, finite: bool) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -15,25 +16,64 @@ from distilnlu.modeling.masked_lm import masked_lm_logits
 from distilnlu.tokenization import word_start_table
 from distilnlu.training.losses import IntentSlotLoss, MaskedLMLoss
 
+RawBatch = TypeVar("RawBatch")
+"""What the batch stream yields: ``[B, T]`` id tensors (pretraining) or ready dicts."""
+Batch = dict[str, torch.Tensor]
 
-class Objective(Protocol):
-    """What the training loop needs from an objective.
 
-    Optional extras, looked up with ``getattr`` by the loop: ``after_step(step)`` and
-    ``after_eval(step, evaluation)`` may return a dict that is logged (e.g. a teacher switch;
-    ``"stop": True`` in it ends training early);
-    ``state_dict()`` / ``load_state_dict(state)`` carry the objective's own state (a teacher
-    schedule) through checkpoints.
+@dataclass(frozen=True)
+class Event:
+    """What an objective tells the loop after a step or an evaluation.
+
+    ``log``: values written to ``metrics.jsonl`` under the step (a teacher switch, the early-stop
+    decision); ``stop``: end training now (early stopping).
     """
 
-    def prepare(self, input_ids: torch.Tensor, batch_seed: int) -> dict[str, torch.Tensor]:
-        """Turn a ``[B, T]`` id batch into model inputs (CPU, before device placement)."""
+    log: dict[str, Any] = field(default_factory=dict)
+    stop: bool = False
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+
+class Objective(Generic[RawBatch]):
+    """What the training loop needs from an objective: ``prepare`` and ``__call__``.
+
+    The hooks are no-ops here; an objective overrides the ones it needs (a teacher schedule
+    reacts to steps and evaluations and carries its own state through checkpoints).
+    """
+
+    def prepare(self, raw: RawBatch, batch_seed: int) -> Batch:
+        """Turn one raw batch into model inputs (CPU, before device placement); ``batch_seed``
+        seeds anything random (masks) so a resumed run redraws the same."""
+        raise NotImplementedError
+
+    def __call__(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Named scalar losses for one batch; ``"loss"`` is the one to back-propagate."""
+        raise NotImplementedError
+
+    def after_step(self, step: int) -> Event | None:
+        return None
+
+    def after_eval(self, step: int, evaluation: dict[str, Any]) -> Event | None:
+        return None
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The objective's own resumable state (None: it has none)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
 
 
-class MLMObjective:
+class TrainedModule(nn.Module):
+    """What the loop trains around the model a stage saves: ``inner`` is that model.
+
+    The loop hands this module to Accelerate, so a DDP/FSDP wrapper sees the forward that
+    computes the loss; a sharded engine's gathered weights of ``inner`` are what is saved.
+    """
+
+    inner: PreTrainedModel
+
+
+class MLMObjective(Objective[torch.Tensor]):
     """Masked-LM pretraining with dynamic masks drawn per batch (80/10/10 by default).
 
     ``isolate_documents``: the batches hold documents packed with ``<s> doc </s>`` framing
@@ -86,17 +126,16 @@ class MLMObjective:
         return {"loss": mlm, "mlm": mlm.detach()}
 
 
-class MaskedLMModel(nn.Module):
+class MaskedLMModel(TrainedModule):
     """A masked LM whose forward gives logits at the masked positions only (``[N, V]``).
 
-    The training loop hands this module to Accelerate, so a DDP/FSDP wrapper sees the forward
-    that computes the loss, and the vocabulary projection still runs on the N masked rows only
+    The vocabulary projection runs on the N masked rows only, inside the wrapped forward
     (calling a wrapped model's sub-modules directly would bypass its gradient hooks).
     """
 
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
-        self.model = model
+        self.inner = model
 
     def forward(
         self,
@@ -106,7 +145,7 @@ class MaskedLMModel(nn.Module):
         document_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return masked_lm_logits(
-            self.model, input_ids, attention_mask, positions, document_ids=document_ids
+            self.inner, input_ids, attention_mask, positions, document_ids=document_ids
         )
 
 
@@ -139,7 +178,7 @@ class EarlyStopping:
         self.best_step, self.since_best = int(state["best_step"]), int(state["since_best"])
 
 
-class ClassificationObjective:
+class ClassificationObjective(Objective[Batch]):
     """Fine-tuning: intent + slot (or pair-label) cross-entropy, stopping early on dev.
 
     Batches come ready from :func:`distilnlu.data.finetune.training_batches`. After each
@@ -158,8 +197,8 @@ class ClassificationObjective:
         self.loss = IntentSlotLoss(slot_weight)
         self.stopper, self.score, self.on_best = stopper, score, on_best
 
-    def prepare(self, batch: dict[str, torch.Tensor], batch_seed: int) -> dict[str, torch.Tensor]:
-        return batch
+    def prepare(self, raw: Batch, batch_seed: int) -> Batch:
+        return raw
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         intent_logits, slot_logits = model(batch["input_ids"], batch["attention_mask"])
@@ -167,16 +206,16 @@ class ClassificationObjective:
             intent_logits, batch["intent_labels"], slot_logits, batch.get("slot_labels")
         )
 
-    def after_eval(self, step: int, evaluation: dict) -> dict | None:
+    def after_eval(self, step: int, evaluation: dict[str, Any]) -> Event | None:
         if self.stopper.update(step, self.score(evaluation["dev"])) and self.on_best is not None:
             self.on_best(step)
         if not self.stopper.should_stop:
             return None
         best = {"best_step": self.stopper.best_step, "best": self.stopper.best}
-        return {"early_stop": best, "stop": True}
+        return Event({"early_stop": best}, stop=True)
 
-    def state_dict(self) -> dict[str, float | int]:
+    def state_dict(self) -> dict[str, Any]:
         return self.stopper.state_dict()
 
-    def load_state_dict(self, state: dict[str, float | int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stopper.load_state_dict(state)

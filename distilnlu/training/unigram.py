@@ -21,7 +21,8 @@ from distilnlu.training.loop import batch_seed
 
 def output_bias(model: nn.Module) -> nn.Parameter | None:
     """The LM decoder's bias parameter, or None if the model has none."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    get_head = getattr(model, "get_output_embeddings", None)  # HF models have it
+    head = get_head() if get_head is not None else None
     bias = getattr(head, "bias", None)
     return bias if isinstance(bias, nn.Parameter) else None
 

@@ -8,6 +8,7 @@ import torch
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.lean import LeanClassifier, supports_lean
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
+from distilnlu.tasks import INTENT_SLOT, PAIR
 
 LABELS = LabelVocab(["a", "b", "c"], ["O", "B-x", "I-x"])
 
@@ -23,10 +24,10 @@ def _batch(vocab: int, pad: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
-@pytest.mark.parametrize("task", ["intent_slot", "pair"])
+@pytest.mark.parametrize("task", [INTENT_SLOT, PAIR], ids=["intent_slot", "pair"])
 def test_lean_equals_the_hf_encoder(tiny_mlm_dir, pooling, task):
     torch.manual_seed(0)
-    labels = LABELS if task == "intent_slot" else LabelVocab(["a", "b"], [])
+    labels = LABELS if task.has_slots else LabelVocab(["a", "b"], [])
     model = EncoderClassifier(load_encoder(tiny_mlm_dir), labels, task=task, pooling=pooling)
     model.eval()
     ids, mask = _batch(model.encoder.config.vocab_size)
@@ -34,7 +35,7 @@ def test_lean_equals_the_hf_encoder(tiny_mlm_dir, pooling, task):
         want_intent, want_slots = model(ids, mask)
         got_intent, got_slots = LeanClassifier(model)(ids, mask)
     torch.testing.assert_close(got_intent, want_intent, atol=1e-5, rtol=1e-5)
-    if task == "pair":
+    if not task.has_slots:
         assert got_slots is None and want_slots is None
     else:
         valid = mask.bool()

@@ -46,6 +46,21 @@ def test_parse_gives_intents_and_slots_that_point_into_the_text(tiny_nlu_dir):
         for slot in r["slots"]:
             assert r["text"][slot["start"] : slot["end"]] == slot["value"]
             assert f"B-{slot['type']}" in parser.labels.slot_tags
+    # The fixture's model is seeded (random heads, scaled): its exact answers.
+    assert [r["intent"] for r in results] == ["lists_remove"] * 3
+    assert [r["confidence"] for r in results] == pytest.approx([0.9962, 0.993, 0.9993], abs=2e-4)
+    assert [[s["type"] for s in r["slots"]] for r in results] == [
+        [
+            "weather_descriptor",
+            "place_name",
+            "device_type",
+            "event_name",
+            "timeofday",
+            "change_amount",
+        ],
+        ["weather_descriptor", "weather_descriptor", "person", "change_amount", "item"],
+        ["weather_descriptor"],
+    ]
 
 
 def test_parse_answers_do_not_depend_on_the_batch(tiny_nlu_dir):
@@ -82,9 +97,10 @@ def test_onnx_backend_without_export_says_how_to_make_it(tiny_nlu_dir, tmp_path)
 def test_pair_models_are_refused_with_a_reason(tiny_mlm_dir, tmp_path):
     from distilnlu.data.labeled import LabelVocab
     from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
+    from distilnlu.tasks import PAIR
 
     model = EncoderClassifier(
-        load_encoder(tiny_mlm_dir), LabelVocab(["entailment", "neutral"], []), task="pair"
+        load_encoder(tiny_mlm_dir), LabelVocab(["entailment", "neutral"], []), task=PAIR
     )
     model.save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="'pair' model"):

@@ -1,9 +1,13 @@
 """Evaluation of fine-tuned models: unknown gold labels are errors, not crashes; latency."""
 
+import pytest
+import torch
+
+from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.data.nlu import NLUExample, PairExample
-from distilnlu.evaluation.inference import evaluate_nlu, evaluate_pairs, latency_ms, primary_score
+from distilnlu.evaluation.inference import evaluate_nlu, evaluate_pairs, latency_ms
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
+from distilnlu.tasks import INTENT_SLOT, PAIR
 
 TRAIN = [
     NLUExample(("wake", "me", "at", "five"), ("O", "O", "O", "B-time"), "alarm_set"),
@@ -12,6 +16,7 @@ TRAIN = [
 
 
 def test_unknown_gold_labels_count_as_errors(tiny_mlm_dir, tiny_tokenizer):
+    torch.manual_seed(0)  # the heads' initialisation: the exact answers below depend on it
     model = EncoderClassifier(load_encoder(tiny_mlm_dir), LabelVocab.build(TRAIN))
     unseen = [
         NLUExample(("order", "a", "pizza"), ("O", "O", "B-food"), "takeaway_order"),
@@ -23,18 +28,32 @@ def test_unknown_gold_labels_count_as_errors(tiny_mlm_dir, tiny_tokenizer):
     assert predictions[0]["intent"] == "takeaway_order"
     assert predictions[0]["predicted_intent"] in ("alarm_set", "play_music")
     assert len(predictions[0]["predicted_tags"]) == 3
-    assert primary_score(metrics) == metrics["exact_match"]
+    assert [p["predicted_intent"] for p in predictions] == ["alarm_set"] * 3
+    assert metrics == pytest.approx(
+        {
+            "intent_accuracy": 1 / 3,
+            "slot_precision": 0.0,
+            "slot_recall": 0.0,
+            "slot_f1": 0.0,
+            "exact_match": 0.0,
+            "semer": 11 / 6,
+            "n": 3,
+            "language": "en-US",
+        }
+    )
+    assert INTENT_SLOT.score(metrics) == metrics["exact_match"]
 
 
 def test_pair_evaluation_reports_the_language(tiny_mlm_dir, tiny_tokenizer):
     pairs = [PairExample("wake me up", "set an alarm", "entailment", "de")] * 3
-    model = EncoderClassifier(
-        load_encoder(tiny_mlm_dir), LabelVocab.build_pairs(pairs), task="pair"
-    )
+    torch.manual_seed(0)
+    model = EncoderClassifier(load_encoder(tiny_mlm_dir), LabelVocab.build_pairs(pairs), task=PAIR)
     metrics, predictions = evaluate_pairs(model, pairs, tiny_tokenizer, max_length=32)
     assert metrics["language"] == "de" and metrics["n"] == 3
-    assert 0 <= metrics["accuracy"] <= 1 and len(predictions) == 3
-    assert primary_score(metrics) == metrics["accuracy"]
+    assert metrics["accuracy"] == 1.0 and len(predictions) == 3
+    assert [p["predicted"] for p in predictions] == ["entailment"] * 3
+    assert predictions[0]["confidence"] == pytest.approx(0.5325, abs=1e-4)
+    assert PAIR.score(metrics) == metrics["accuracy"]
 
 
 def test_latency_is_measured_per_utterance_and_per_pair(tiny_mlm_dir, tiny_tokenizer):

@@ -147,9 +147,12 @@ def test_untrained_perplexity_is_of_vocabulary_order(tokenizer, untrained):
     result = lm.lm_perplexity(untrained, tokenizer, CORPUS)
     vocab = len(tokenizer)
     assert set(result) == {"loss", "perplexity", "masked_tokens"}
-    assert result["masked_tokens"] > 0
+    assert result["masked_tokens"] == 49
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1
     assert vocab / 4 < result["perplexity"] < vocab * 4
+    # Seeded model and masks: the exact values (a change means the maths or the masks changed).
+    assert result["loss"] == pytest.approx(4.154344831194196, rel=1e-5)
+    assert result["perplexity"] == pytest.approx(63.71020992898794, rel=1e-5)
     assert result["perplexity"] == pytest.approx(math.exp(result["loss"]))
 
 
@@ -159,6 +162,8 @@ def test_perplexity_is_deterministic_and_independent_of_batch_size(tokenizer):
     first = lm.lm_perplexity(model, tokenizer, texts)
     second = lm.lm_perplexity(model, tokenizer, texts)
     assert first == second
+    assert first["masked_tokens"] == 194
+    assert first["loss"] == pytest.approx(4.200523769732603, rel=1e-5)
     single = lm.lm_perplexity(model, tokenizer, texts, batch_size=1)
     assert single["masked_tokens"] == first["masked_tokens"]
     assert single["loss"] == pytest.approx(first["loss"], rel=1e-5)
@@ -200,6 +205,10 @@ def test_training_improves_both_metrics(tokenizer, untrained, trained):
     assert after["mask_fill_n"] == before["mask_fill_n"] == len(CORPUS)
     assert after["mask_fill_accuracy"] > before["mask_fill_accuracy"]
     assert after["mask_fill_accuracy"] >= 0.25
+    assert before["mask_fill_accuracy"] == 0.0
+    assert after["mask_fill_accuracy"] == pytest.approx(10 / 12)
+    assert before["perplexity"] == pytest.approx(63.71020992898794, rel=1e-5)
+    assert after["perplexity"] == pytest.approx(1.3477718758103792, rel=1e-5)
 
 
 def test_whole_word_masking_config(tokenizer, untrained):
@@ -210,6 +219,9 @@ def test_whole_word_masking_config(tokenizer, untrained):
     )
     assert whole["masked_tokens"] > 0 and whole["masked_tokens"] != plain["masked_tokens"]
     assert math.isfinite(whole["loss"])
+    assert (plain["masked_tokens"], whole["masked_tokens"]) == (99, 259)
+    assert plain["loss"] == pytest.approx(4.197619813861269, rel=1e-5)
+    assert whole["loss"] == pytest.approx(4.194145997979006, rel=1e-5)
 
 
 def test_empty_and_truncated_inputs(tokenizer, untrained):
@@ -220,6 +232,8 @@ def test_empty_and_truncated_inputs(tokenizer, untrained):
     long_text = " ".join(_sentences(30))
     result = lm.lm_perplexity(untrained, tokenizer, [long_text, ""], max_length=64)
     assert 0 < result["masked_tokens"] <= 62
+    assert result["masked_tokens"] == 6
+    assert result["loss"] == pytest.approx(4.22701899210612, rel=1e-5)
 
 
 def test_tokenizer_without_mask_token(untrained):
@@ -344,4 +358,6 @@ def test_evaluate_lm_merges_and_limits(tokenizer, untrained):
     }
     assert result["mask_fill_n"] == 10
     assert result == lm.evaluate_lm(untrained, tokenizer, texts[:10])
-    assert 0.0 <= result["mask_fill_accuracy"] <= 1.0
+    assert result["mask_fill_accuracy"] == 0.0  # the untrained model fills no word
+    assert result["masked_tokens"] == 40
+    assert result["loss"] == pytest.approx(4.127709579467774, rel=1e-5)

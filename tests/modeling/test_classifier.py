@@ -5,10 +5,11 @@ import torch
 from transformers import AutoModel
 
 from distilnlu.config import TrainingConfig
+from distilnlu.data.examples import NLUExample
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.data.nlu import NLUExample
 from distilnlu.errors import ModelError
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder, load_nlu_model
+from distilnlu.tasks import PAIR
 from distilnlu.training.loop import build_optimizer
 from distilnlu.training.objectives import ClassificationObjective, EarlyStopping
 
@@ -34,7 +35,7 @@ def test_forward_shapes_and_pair_task(tiny_mlm_dir):
     model = EncoderClassifier(load_encoder(tiny_mlm_dir), LABELS)
     intent, slots = model(_batch()["input_ids"], _batch()["attention_mask"])
     assert intent.shape == (2, len(LABELS.intents)) and slots.shape == (2, 5, len(LABELS.slot_tags))
-    pair = EncoderClassifier(load_encoder(tiny_mlm_dir), LABELS, task="pair", pooling="cls")
+    pair = EncoderClassifier(load_encoder(tiny_mlm_dir), LABELS, task=PAIR, pooling="cls")
     intent, slots = pair(_batch()["input_ids"], _batch()["attention_mask"])
     assert intent.shape == (2, len(LABELS.intents)) and slots is None
 

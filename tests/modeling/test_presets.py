@@ -14,6 +14,18 @@ from distilnlu.modeling.presets import (
 XLMR_VOCAB = 250_002
 SMALL_VOCAB = 32_000
 
+# Exact non-embedding counts (the output bias, one per vocabulary entry, makes them vary).
+NON_EMBEDDING = {
+    ("alexatm-2.3b", SMALL_VOCAB): 2_299_670_528,
+    ("alexatm-2.3b", XLMR_VOCAB): 2_299_888_530,
+    ("alexatm-9.3b", SMALL_VOCAB): 9_196_397_312,
+    ("alexatm-9.3b", XLMR_VOCAB): 9_196_615_314,
+    ("student-170m", SMALL_VOCAB): 170_736_128,
+    ("student-170m", XLMR_VOCAB): 170_954_130,
+    ("student-17m", SMALL_VOCAB): 17_105_664,
+    ("student-17m", XLMR_VOCAB): 17_323_666,
+}
+
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-64", "demo-teacher", "demo-student"])
 @pytest.mark.parametrize("vocab_size", [50, 1000])
@@ -45,6 +57,7 @@ def test_tied_decoder_counted_once():
 def test_teacher_presets_match_paper_non_embedding_counts(name, target, vocab_size):
     non_embedding = estimate_parameters(name, vocab_size)["non_embedding"]
     assert abs(non_embedding - target) / target < 0.05
+    assert non_embedding == NON_EMBEDDING[name, vocab_size]
 
 
 @pytest.mark.parametrize(("name", "target"), [("student-170m", 170e6), ("student-17m", 17e6)])
@@ -53,6 +66,7 @@ def test_student_presets_match_paper_non_embedding_counts(name, target, vocab_si
     # The paper's student sizes are non-embedding counts (see the presets module docstring).
     non_embedding = estimate_parameters(name, vocab_size)["non_embedding"]
     assert abs(non_embedding - target) / target < 0.05
+    assert non_embedding == NON_EMBEDDING[name, vocab_size]
 
 
 def test_preset_shapes_are_sane():
@@ -67,6 +81,13 @@ def test_preset_shapes_are_sane():
             assert shape.head_dim in (64, 128), name
     # RoBERTa-base's well-known non-embedding count (~85M) is a sanity check of the formula.
     assert 85e6 < estimate_parameters("base", 50_265)["non_embedding"] < 86e6
+    # Exactly: HF's RobertaForMaskedLM (124,697,433 parameters) plus the final LayerNorm of the
+    # pre-LayerNorm variant (2 x 768).
+    assert estimate_parameters("base", 50_265) == {
+        "embedding": 38_999_040,
+        "non_embedding": 85_699_929,
+        "total": 124_698_969,
+    }
 
 
 def test_unknown_preset_lists_known_names():

@@ -26,6 +26,63 @@ FINETUNE = {
 }
 
 
+# Measured results of the `finished` run (seeded, and the same with 1 or 2 torch threads).
+LM = {  # the encoder's held-out domain_dev metrics: (loss, perplexity), as its pretrain stage's
+    "teacher_stage1": (5.641063380885768, 281.76217974263824),
+    "teacher_stage2": (5.631786037135768, 279.160263244324),
+}
+TEST = {  # key: (best_step, nlu_test metrics over 60 utterances)
+    "teacher_stage1": (
+        150,
+        {
+            "intent_accuracy": 25 / 60,
+            "slot_precision": 0.27586206896551724,
+            "slot_recall": 0.2222222222222222,
+            "slot_f1": 0.24615384615384614,
+            "exact_match": 6 / 60,
+            "semer": 0.8863636363636364,
+        },
+    ),
+    "teacher_stage1-frozen": (
+        100,
+        {
+            "intent_accuracy": 6 / 60,
+            "slot_precision": 0.0,
+            "slot_recall": 0.0,
+            "slot_f1": 0.0,
+            "exact_match": 1 / 60,
+            "semer": 1.0303030303030303,
+        },
+    ),
+    "teacher_stage2": (
+        100,
+        {
+            "intent_accuracy": 23 / 60,
+            "slot_precision": 0.25,
+            "slot_recall": 0.20833333333333334,
+            "slot_f1": 0.22727272727272727,
+            "exact_match": 6 / 60,
+            "semer": 0.9545454545454546,
+        },
+    ),
+    "teacher_stage2-frozen": (
+        150,
+        {
+            "intent_accuracy": 7 / 60,
+            "slot_precision": 0.0,
+            "slot_recall": 0.0,
+            "slot_f1": 0.0,
+            "exact_match": 2 / 60,
+            "semer": 1.0303030303030303,
+        },
+    ),
+}
+
+
+def approx(value: float) -> object:
+    return pytest.approx(value, rel=1e-5, abs=1e-6)
+
+
 def _with_finetune(raw, **changes):
     raw["data"]["labeled"] = {
         "nlu_train": {"format": "synthetic", "num_examples": 300, "seed": 1},
@@ -56,7 +113,7 @@ def test_every_model_and_mode_is_fine_tuned_saved_and_evaluated(finished):
     _, recipe, results = finished
     metrics = results["finetune"]
     keys = ["teacher_stage1", "teacher_stage1-frozen", "teacher_stage2", "teacher_stage2-frozen"]
-    assert list(metrics["models"]) == keys
+    assert list(metrics["models"]) == keys == list(TEST)
     assert metrics["primary"] == "nlu_test" and metrics["baseline"] == "teacher_stage1"
     for key in keys:
         m = metrics["models"][key]
@@ -76,12 +133,18 @@ def test_every_model_and_mode_is_fine_tuned_saved_and_evaluated(finished):
         assert set(m["eval"]) == {"nlu_dev", "nlu_test"}
         test = m["eval"]["nlu_test"]
         assert test["n"] == 60 and 0 <= test["exact_match"] <= test["intent_accuracy"] <= 1
+        best_step, want = TEST[key]
+        assert m["steps"] == 150 and m["best_step"] == best_step, key
+        assert {k: test[k] for k in want} == {k: approx(v) for k, v in want.items()}, key
         assert m["latency_ms"]["n"] == 5 and m["latency_ms"]["p50"] > 0
-        assert m["lm"]["perplexity"] > 1
+        loss, perplexity = LM[m["source"]]
+        assert m["lm"]["loss"] == approx(loss) and m["lm"]["perplexity"] == approx(perplexity)
+        assert m["lm"]["mask_fill_n"] == 20 and m["lm"]["mask_fill_accuracy"] == approx(0.0)
         assert m["encoder"] == ("frozen" if key.endswith("frozen") else "full")
     full = metrics["models"]["teacher_stage2"]["eval"]["nlu_test"]
     # 26 intents: chance is ~4%; 150 steps on 300 examples must learn far more than that.
     assert full["intent_accuracy"] > 0.3, full
+    assert full["intent_accuracy"] == approx(23 / 60)
 
 
 def test_best_dev_checkpoint_is_the_one_saved(finished):
@@ -132,9 +195,20 @@ def test_early_stopping_ends_training_before_max_steps(tiny_recipe_file):
 
     recipe = load_recipe(tiny_recipe_file(mutate))
     m = run_recipe(recipe, log=lambda _: None)["finetune"]["models"]["teacher_stage1-frozen"]
-    assert m["steps"] < 200
+    # Dev is scored every 5 steps: best at step 5, no better at 10, and patience 1 stops it there.
+    assert m["steps"] == 10 and m["best_step"] == 5
     rows = (recipe.run_dir / "finetune/teacher_stage1-frozen/metrics.jsonl").read_text()
     assert '"early_stop"' in rows
+
+
+CLI_SCORES = {  # teacher_stage2 on labeled_examples(20, seed=3)
+    "intent_accuracy": 5 / 20,
+    "slot_precision": 0.3157894736842105,
+    "slot_recall": 0.2222222222222222,
+    "slot_f1": 0.2608695652173913,
+    "exact_match": 0.0,
+    "semer": 0.9574468085106383,
+}
 
 
 def test_cli_report_and_evaluate_a_fine_tuned_model(finished, tmp_path):
@@ -157,6 +231,7 @@ def test_cli_report_and_evaluate_a_fine_tuned_model(finished, tmp_path):
     assert scored.exit_code == 0, scored.output
     metrics = json.loads(scored.stdout)
     assert metrics["n"] == 20 and 0 <= metrics["exact_match"] <= 1
+    assert {k: metrics[k] for k in CLI_SCORES} == {k: approx(v) for k, v in CLI_SCORES.items()}
     missing = runner.invoke(app, ["evaluate", str(folder)])
     assert missing.exit_code != 0
 

@@ -1,5 +1,6 @@
 """MLMObjective: masks per batch seed; document ids for isolated packing."""
 
+import pytest
 import torch
 
 from distilnlu.data.masking import MaskingConfig
@@ -45,3 +46,6 @@ def test_isolation_changes_the_loss_of_a_packed_batch():
         mixed = {k: v for k, v in batch.items() if k != "document_ids"}
         together = MLMObjective(Tok(), masking)(model, mixed)["loss"]
     assert torch.isfinite(apart) and abs(apart.item() - together.item()) > 1e-4
+    # Seeded weights and masks: the exact losses (isolated vs cross-document attention).
+    assert apart.item() == pytest.approx(4.892135143280029, rel=1e-5)
+    assert together.item() == pytest.approx(4.896580219268799, rel=1e-5)

@@ -1,0 +1,236 @@
+"""The ``finetune`` stage: every listed encoder × encoder mode, trained and evaluated (DESIGN §2).
+
+Each model gets its own folder ``<stage>/<model>[-frozen]/`` with the fine-tuned model (HF
+encoder + heads + label maps + tokenizer), its training curve (``metrics.jsonl``), predictions
+on every evaluation set and ``metrics.json``. A model whose ``metrics.json`` exists is done: a
+killed stage resumes with the next model (and the interrupted one from its checkpoint). The
+stage's own ``metrics.json`` gathers all of them for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+from transformers import set_seed
+
+from distilnlu.config import EvalConfig, FinetuneStage, Recipe
+from distilnlu.data.corpus import heldout_texts
+from distilnlu.data.finetune import Encoded, training_batches
+from distilnlu.data.labeled import LabelVocab, load_labeled
+from distilnlu.distributed import is_main
+from distilnlu.evaluation.inference import latency_ms
+from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
+from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
+from distilnlu.modeling.presets import count_parameters
+from distilnlu.rundir import (
+    BEST_WEIGHTS,
+    METRICS,
+    FinetuneMetrics,
+    ModelMetrics,
+    atomic_path,
+    predictions_file,
+    write_json,
+    write_jsonl,
+)
+from distilnlu.stages.common import resolve_ref, score_texts, write_stage_files
+from distilnlu.tasks import Evaluation, Task, task_named
+from distilnlu.tokenization import load_tokenizer
+from distilnlu.training.checkpoint import remove_checkpoints
+from distilnlu.training.loop import LoopState, train_loop
+from distilnlu.training.objectives import ClassificationObjective, EarlyStopping
+
+Sets = dict[str, list[Any]]
+
+
+def model_key(recipe: Recipe, ref: str, mode: str) -> str:
+    """Folder name of a fine-tuned model: the stage name (or folder name), ``-frozen`` suffix."""
+    base = ref if ref in recipe.stages else Path(ref.rstrip("/")).name.replace(" ", "_")
+    return base if mode == "full" else f"{base}-frozen"
+
+
+def load_sets(recipe: Recipe, stage: FinetuneStage) -> Sets:
+    return {
+        name: load_labeled(recipe.data.labeled[name], recipe.data.root, recipe.data.on_error)
+        for name in stage.labeled_sets
+    }
+
+
+def lm_metrics(source: str, items: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """Held-out perplexity and mask-filling accuracy of a masked-LM encoder (None otherwise)."""
+    if not items or not (looks_like_hub_id(source) or is_masked_lm_folder(source)):
+        return None
+    result = score_texts(load_masked_lm(source), load_tokenizer(source), items, EvalConfig())
+    keys = ("perplexity", "mask_fill_accuracy", "loss", "mask_fill_n")
+    return {k: result[k] for k in keys}  # type: ignore[literal-required]
+
+
+def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMetrics:
+    stage = recipe.stages[name]
+    assert isinstance(stage, FinetuneStage)
+    task = task_named(stage.task)
+    sets = load_sets(recipe, stage)
+    labels = task.build_labels(sets[stage.train])
+    lm_items = []
+    if stage.lm_corpus:
+        corpus = recipe.data.corpora[stage.lm_corpus]
+        lm_items = heldout_texts(corpus, recipe.data, stage.lm_max_texts, recipe.seed)
+    models: dict[str, ModelMetrics] = {}
+    lm_cache: dict[str, Any] = {}
+    for ref in stage.models:
+        for mode in stage.encoder:
+            key = model_key(recipe, ref, mode)
+            done = out_dir / key / METRICS
+            if done.is_file():
+                models[key] = json.loads(done.read_text())
+                continue
+            if ref not in lm_cache:
+                lm_cache[ref] = lm_metrics(resolve_ref(recipe, ref), lm_items)
+            run = FinetuneRun(recipe, stage, task, ref, mode, out_dir / key, sets, labels)
+            models[key] = run.run(stage_hash, lm_cache[ref])
+    metrics: FinetuneMetrics = {
+        "stage": name,
+        "task": task.name,
+        "baseline": stage.baseline,
+        "lm_corpus": stage.lm_corpus,
+        "dev": stage.dev,
+        "primary": stage.test[0] if stage.test else stage.dev,
+        "train_examples": len(sets[stage.train]),
+        "labels": {"intents": len(labels.intents), "slot_tags": len(labels.slot_tags)},
+        "models": models,
+    }
+    if is_main():
+        write_stage_files(out_dir, recipe, metrics)
+    return metrics
+
+
+class FinetuneRun:
+    """One encoder, one mode: build, train with early stopping, evaluate, save."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        stage: FinetuneStage,
+        task: Task,
+        ref: str,
+        mode: str,
+        out_dir: Path,
+        sets: Sets,
+        labels: LabelVocab,
+    ) -> None:
+        self.recipe, self.stage, self.task, self.ref, self.mode = recipe, stage, task, ref, mode
+        self.out_dir, self.sets, self.labels = out_dir, sets, labels
+        self.source = resolve_ref(recipe, ref)
+        self.tokenizer = load_tokenizer(self.source)
+
+    def build(self) -> EncoderClassifier:
+        set_seed(self.recipe.seed)  # the same heads for every encoder of one width
+        model = EncoderClassifier(
+            load_encoder(self.source),
+            self.labels,
+            task=self.task,
+            pooling=self.stage.pooling,
+            dropout=self.stage.dropout,
+        )
+        if self.mode == "frozen":
+            model.freeze_encoder()
+        return model
+
+    def encode(self, examples: list[Any]) -> list[Encoded]:
+        return self.task.encode(examples, self.tokenizer, self.labels, self.stage.max_length)
+
+    def evaluate(self, model: EncoderClassifier, set_name: str) -> Evaluation:
+        stage = self.stage
+        return self.task.evaluate(
+            model, self.sets[set_name], self.tokenizer, stage.max_length, stage.eval_batch_size
+        )
+
+    def run(self, stage_hash: str, lm: dict[str, Any] | None) -> ModelMetrics:
+        stage, out_dir = self.stage, self.out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        model = self.build()
+        cfg = stage.training
+        if self.mode == "frozen" and stage.frozen_lr:
+            cfg = cfg.model_copy(update={"lr": stage.frozen_lr})
+        train_items = self.encode(self.sets[stage.train])
+        stopper = EarlyStopping(stage.patience)
+        objective = ClassificationObjective(
+            stage.slot_weight, stopper, self.task.score, on_best=lambda step: self.keep_best(model)
+        )
+        state = train_loop(
+            model=model,
+            objective=objective,
+            make_batches=lambda skip: training_batches(
+                train_items,
+                batch_size=cfg.batch_size,
+                seed=self.recipe.seed,
+                pad_id=self.tokenizer.pad_token_id,
+                with_slots=self.task.has_slots,
+                skip=skip,
+            ),
+            cfg=cfg,
+            out_dir=out_dir,
+            seed=self.recipe.seed,
+            evaluate=lambda _: {"dev": self.evaluate(model, stage.dev)[0]},
+            desc=out_dir.name,
+            state_extra={"stage_hash": stage_hash, "model": out_dir.name},
+        )
+        if (out_dir / BEST_WEIGHTS).is_file():
+            model.load_state_dict(load_file(str(out_dir / BEST_WEIGHTS)))
+        return self.finish(model, state, stopper, lm, time.perf_counter() - start)
+
+    def keep_best(self, model: EncoderClassifier) -> None:
+        """Write the best weights so far (atomically; main process only)."""
+        if not is_main():
+            return
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_path(self.out_dir / BEST_WEIGHTS) as tmp:
+            save_file(state, str(tmp))
+
+    def finish(
+        self,
+        model: EncoderClassifier,
+        state: LoopState,
+        stopper: EarlyStopping,
+        lm: dict[str, Any] | None,
+        seconds: float,
+    ) -> ModelMetrics:
+        """Evaluate the best weights on dev and every test set, time them, save everything.
+
+        ``seconds`` is the training time; ``eval_seconds`` the scoring of the sets that follows.
+        """
+        stage, out_dir = self.stage, self.out_dir
+        start = time.perf_counter()
+        evaluations, predictions = {}, {}
+        for set_name in dict.fromkeys([stage.dev, *stage.test]):
+            evaluations[set_name], predictions[set_name] = self.evaluate(model, set_name)
+        texts = [self.task.text(ex) for ex in self.sets[stage.dev][: stage.latency_texts]]
+        model.to("cpu")  # latency is a CPU figure, whatever device trained the model
+        metrics: ModelMetrics = {
+            "source": self.ref,
+            "encoder": self.mode,
+            "folder": str(out_dir),
+            "parameters": count_parameters(model.encoder),
+            "lm": lm,
+            "steps": state.step,
+            "best_step": stopper.best_step,
+            "seconds": round(seconds, 1),
+            "eval_seconds": round(time.perf_counter() - start, 1),
+            "eval": evaluations,
+            "latency_ms": latency_ms(model, self.tokenizer, texts, stage.max_length),
+        }
+        if is_main():  # one writer under a multi-process launch
+            for set_name, rows in predictions.items():
+                write_jsonl(out_dir / predictions_file(set_name), rows)
+            model.save_pretrained(
+                out_dir, extra={"source": self.ref, "max_length": stage.max_length}
+            )
+            self.tokenizer.save_pretrained(out_dir)
+            write_json(out_dir / METRICS, metrics)
+            remove_checkpoints(out_dir)
+            (out_dir / BEST_WEIGHTS).unlink(missing_ok=True)
+        return metrics
