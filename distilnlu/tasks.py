@@ -1,5 +1,5 @@
-"""Fine-tuning tasks as types: what differs between a joint intent + slot model and a
-sentence-pair classifier, in one place.
+"""Fine-tuning tasks as a type: what differs between a joint intent + slot model and a
+sentence-pair classifier, in one place (:data:`INTENT_SLOT`, :data:`PAIR`).
 
 A task knows how to build its label vocabulary, encode its examples, whether the model has a
 slot head, how to score predictions, which metric early stopping and the report rank by, and
@@ -8,9 +8,9 @@ which metrics the report shows. Code elsewhere asks the task instead of comparin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs
 from distilnlu.data.labeled import LabelVocab
@@ -21,102 +21,98 @@ TaskName: TypeAlias = Literal["intent_slot", "pair"]
 Evaluation: TypeAlias = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
-@dataclass(frozen=True)
-class IntentSlotTask:
-    """Joint intent classification + BIO slot tagging on each word's first sub-token."""
+class Evaluate(Protocol):
+    """Score ``model`` on ``examples``: (metrics, one prediction row per example)."""
 
-    name: TaskName = "intent_slot"
-    has_slots: bool = True
-    primary: tuple[str, str] = ("exact_match", "EM")
+    def __call__(
+        self,
+        model: Classifier,
+        examples: Sequence[Any],
+        tokenizer: Any,
+        max_length: int,
+        batch_size: int = 64,
+    ) -> Evaluation: ...
+
+
+def _utterance(example: Any) -> str | tuple[str, str]:
+    return str(example.text)
+
+
+def _pair(example: Any) -> str | tuple[str, str]:
+    return (str(example.premise), str(example.hypothesis))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One fine-tuning task: what its model has, how its data is labelled, encoded and scored,
+    and what the report shows of it. The tasks are the instances below, compared by identity."""
+
+    name: TaskName
+    has_slots: bool
+    """The model has a slot head (BIO tags on each word's first sub-token)."""
+    build_labels: Callable[[Sequence[Any]], LabelVocab]
+    """The label vocabulary of a training set."""
+    encode: Callable[[Sequence[Any], Any, LabelVocab, int], list[Encoded]]
+    """``(examples, tokenizer, labels, max_length)`` -> model inputs."""
+    evaluate: Evaluate
+    text: Callable[[Any], str | tuple[str, str]]
+    """What one request holds: an utterance, or a (premise, hypothesis) pair."""
+    primary: tuple[str, str]
     """(metric key, label) that early stopping maximises and the report ranks by."""
-    columns: tuple[tuple[str, str], ...] = (
+    columns: tuple[tuple[str, str], ...]
+    """(metric key, column label) the report shows, in column order."""
+    relative: tuple[str, ...]
+    """Metrics whose relative error change against the baseline the report shows."""
+    by_language: tuple[tuple[str, str], ...]
+    """(metric key, column label) the report's per-language table shows for each language."""
+    zero_shot: bool
+    """Trained on the dev set's language, scored zero-shot on the others: the report marks those,
+    compares every model (frozen ones too) and shows its per-language section for one language."""
+    language_title: str
+    """Title of the report's per-language section."""
+
+    def score(self, metrics: dict[str, Any]) -> float:
+        """The primary metric of an evaluation (what early stopping maximises)."""
+        return float(metrics[self.primary[0]])
+
+
+INTENT_SLOT = Task(
+    name="intent_slot",
+    has_slots=True,
+    build_labels=LabelVocab.build,
+    encode=encode_nlu,
+    evaluate=evaluate_nlu,
+    text=_utterance,
+    primary=("exact_match", "EM"),
+    columns=(
         ("intent_accuracy", "Intent acc."),
         ("slot_f1", "Slot F1"),
         ("exact_match", "EM"),
         ("semer", "SemER"),
-    )
-    """(metric key, column label) the report shows, in column order."""
-    relative: tuple[str, ...] = ("exact_match", "intent_accuracy", "semer")
-    """Metrics whose relative error change against the baseline the report shows."""
-    by_language: tuple[tuple[str, str], ...] = (
-        ("exact_match", "EM"),
-        ("intent_accuracy", "intent"),
-    )
-    """(metric key, column label) the report's per-language table shows for each language."""
-    zero_shot: bool = False
-    """Trained on the dev set's language, scored zero-shot on the others: the report marks those,
-    compares every model (frozen ones too) and shows its per-language section for one language."""
-    language_title: str = "Per-language results"
-    """Title of the report's per-language section."""
+    ),
+    relative=("exact_match", "intent_accuracy", "semer"),
+    by_language=(("exact_match", "EM"), ("intent_accuracy", "intent")),
+    zero_shot=False,
+    language_title="Per-language results",
+)
+"""Joint intent classification + BIO slot tagging."""
 
-    def build_labels(self, train: Sequence[Any]) -> LabelVocab:
-        return LabelVocab.build(train)
+PAIR = Task(
+    name="pair",
+    has_slots=False,
+    build_labels=LabelVocab.build_pairs,
+    encode=encode_pairs,
+    evaluate=evaluate_pairs,
+    text=_pair,
+    primary=("accuracy", "Accuracy"),
+    columns=(("accuracy", "Accuracy"),),
+    relative=("accuracy",),
+    by_language=(("accuracy", ""),),
+    zero_shot=True,
+    language_title="Pair classification by language",
+)
+"""Sentence-pair classification (XNLI-style) on ``<s> a </s></s> b </s>``."""
 
-    def encode(
-        self, examples: Sequence[Any], tokenizer: Any, labels: LabelVocab, max_length: int
-    ) -> list[Encoded]:
-        return encode_nlu(examples, tokenizer, labels, max_length)
-
-    def evaluate(
-        self,
-        model: Classifier,
-        examples: Sequence[Any],
-        tokenizer: Any,
-        max_length: int,
-        batch_size: int = 64,
-    ) -> Evaluation:
-        return evaluate_nlu(model, examples, tokenizer, max_length, batch_size)
-
-    def text(self, example: Any) -> str | tuple[str, str]:
-        """What one request holds: the utterance."""
-        return str(example.text)
-
-    def score(self, metrics: dict[str, Any]) -> float:
-        return float(metrics[self.primary[0]])
-
-
-@dataclass(frozen=True)
-class PairTask:
-    """Sentence-pair classification (XNLI-style) on ``<s> a </s></s> b </s>``."""
-
-    name: TaskName = "pair"
-    has_slots: bool = False
-    primary: tuple[str, str] = ("accuracy", "Accuracy")
-    columns: tuple[tuple[str, str], ...] = (("accuracy", "Accuracy"),)
-    relative: tuple[str, ...] = ("accuracy",)
-    by_language: tuple[tuple[str, str], ...] = (("accuracy", ""),)
-    zero_shot: bool = True
-    language_title: str = "Pair classification by language"
-
-    def build_labels(self, train: Sequence[Any]) -> LabelVocab:
-        return LabelVocab.build_pairs(train)
-
-    def encode(
-        self, examples: Sequence[Any], tokenizer: Any, labels: LabelVocab, max_length: int
-    ) -> list[Encoded]:
-        return encode_pairs(examples, tokenizer, labels, max_length)
-
-    def evaluate(
-        self,
-        model: Classifier,
-        examples: Sequence[Any],
-        tokenizer: Any,
-        max_length: int,
-        batch_size: int = 64,
-    ) -> Evaluation:
-        return evaluate_pairs(model, examples, tokenizer, max_length, batch_size)
-
-    def text(self, example: Any) -> str | tuple[str, str]:
-        """What one request holds: the (premise, hypothesis) pair."""
-        return (str(example.premise), str(example.hypothesis))
-
-    def score(self, metrics: dict[str, Any]) -> float:
-        return float(metrics[self.primary[0]])
-
-
-Task: TypeAlias = IntentSlotTask | PairTask
-INTENT_SLOT = IntentSlotTask()
-PAIR = PairTask()
 TASKS: dict[str, Task] = {INTENT_SLOT.name: INTENT_SLOT, PAIR.name: PAIR}
 
 

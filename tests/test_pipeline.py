@@ -79,6 +79,20 @@ def test_until_stops_after_the_named_stage(tiny_recipe_file):
         run_recipe(recipe, until="nope", log=lambda _: None)
 
 
+def test_a_stage_kind_without_a_runner_is_an_error_not_a_fallback(tiny_recipe_file, monkeypatch):
+    from distilnlu import pipeline
+    from distilnlu.config import TokenizerStage
+
+    recipe = load_recipe(tiny_recipe_file())
+    runners = {k: v for k, v in pipeline.RUNNERS.items() if k is not TokenizerStage}
+    monkeypatch.setattr(pipeline, "RUNNERS", runners)
+    with pytest.raises(
+        ConfigError, match="stage 'tokenizer': no runner for stage kind 'tokenizer'"
+    ):
+        run_recipe(recipe, log=lambda _: None)
+    assert not (recipe.run_dir / "tokenizer" / "metrics.json").exists()
+
+
 def test_cli_report_and_evaluate_on_a_finished_run(tiny_recipe_file, tmp_path):
     from typer.testing import CliRunner
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import islice
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +29,9 @@ from distilnlu.data.source_config import Document, SourceConfig, normalize_langu
 from distilnlu.data.sources import iter_documents
 from distilnlu.data.spoken import to_spoken
 from distilnlu.errors import DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 TOKENIZE_CHUNK = 256  # documents tokenized per call: fast tokenizers batch internally
 
@@ -86,7 +90,10 @@ def mixed_documents(
 
 
 def pack(
-    docs: Iterable[Document], tokenizer, seq_len: int, isolate: bool = False
+    docs: Iterable[Document],
+    tokenizer: PreTrainedTokenizerBase,
+    seq_len: int,
+    isolate: bool = False,
 ) -> Iterator[list[int]]:
     """Concatenate tokenized documents into blocks of ``seq_len`` ids (no padding).
 
@@ -142,7 +149,7 @@ def batches(blocks: Iterable[list[int]], batch_size: int) -> Iterator[torch.Tens
 def pretraining_batches(
     data: DataConfig,
     weights: dict[str, float],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     *,
     seq_len: int,
     batch_size: int,

@@ -10,11 +10,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.labeled import LabelVocab
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE = -100
 
@@ -35,7 +39,10 @@ class Encoded:
 
 
 def encode_nlu(
-    examples: Sequence[NLUExample], tokenizer, labels: LabelVocab, max_length: int
+    examples: Sequence[NLUExample],
+    tokenizer: PreTrainedTokenizerBase,
+    labels: LabelVocab,
+    max_length: int,
 ) -> list[Encoded]:
     """Tokenise pre-split words; slot tag ids on each word's first sub-token."""
     if not examples:
@@ -63,7 +70,10 @@ def encode_nlu(
 
 
 def encode_pairs(
-    examples: Sequence[PairExample], tokenizer, labels: LabelVocab, max_length: int
+    examples: Sequence[PairExample],
+    tokenizer: PreTrainedTokenizerBase,
+    labels: LabelVocab,
+    max_length: int,
 ) -> list[Encoded]:
     """``<s> premise </s></s> hypothesis </s>``, the longer side truncated first."""
     if not examples:

@@ -34,7 +34,9 @@ from distilnlu.data.records import (
     json_type,
     preview,
     record_id,
+    reporter,
     string_fields,
+    utf8_detail,
 )
 from distilnlu.data.slots import check_bio, parse_annotated, spans_to_example
 from distilnlu.errors import DataError
@@ -83,9 +85,7 @@ def read_massive(
     ``problems``: report bad records there instead; ``on_error`` and ``stats`` are then unused
     and the caller summarises (how :func:`~distilnlu.data.labeled.load_labeled` reads a set).
     """
-    summarise = problems is None
-    if problems is None:
-        problems = Problems(on_error, stats)
+    problems, summarise = reporter(problems, on_error, stats)
     what = str(path)
     path = Path(path)
     wanted_locales = set(locales) if locales is not None else None
@@ -138,9 +138,7 @@ def read_bio(
     ``problems``: report bad records there instead; ``on_error`` and ``stats`` are then unused
     and the caller summarises (how :func:`~distilnlu.data.labeled.load_labeled` reads a set).
     """
-    summarise = problems is None
-    if problems is None:
-        problems = Problems(on_error, stats)
+    problems, summarise = reporter(problems, on_error, stats)
     what = str(folder)
     folder = Path(folder)
     if not folder.is_dir():
@@ -213,12 +211,7 @@ def _decode_row(
         try:
             decoded.append(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            bad = line[exc.start : exc.start + 1].hex()
-            problems.bad(
-                f"{path}:{number}",
-                REASON_UTF8,
-                f"invalid UTF-8 (byte 0x{bad} at byte {exc.start + 1} of the line)",
-            )
+            problems.bad(f"{path}:{number}", REASON_UTF8, utf8_detail(line, exc))
             return None
     return decoded
 
@@ -240,9 +233,7 @@ def read_spans_jsonl(
     ``problems``: report bad records there instead; ``on_error`` and ``stats`` are then unused
     and the caller summarises (how :func:`~distilnlu.data.labeled.load_labeled` reads a set).
     """
-    summarise = problems is None
-    if problems is None:
-        problems = Problems(on_error, stats)
+    problems, summarise = reporter(problems, on_error, stats)
     what = str(path)
     path = Path(path)
     examples: list[NLUExample] = []

@@ -20,6 +20,7 @@ from distilnlu.data.records import (
     iter_json_records,
     iter_lines,
     record_id,
+    reporter,
     string_fields,
 )
 from distilnlu.errors import DataError
@@ -65,9 +66,7 @@ def read_xnli_tsv(
     """
     path = Path(path)
     language = language or _language_from_name(path.stem, path, "file name", suffix=True)
-    summarise = problems is None
-    if problems is None:
-        problems = Problems(on_error, stats)
+    problems, summarise = reporter(problems, on_error, stats)
     examples: list[PairExample] = []
     first = True
     for number, line in iter_lines(path, problems):
@@ -113,9 +112,7 @@ def read_xnli_jsonl(
     and the caller summarises (how :func:`~distilnlu.data.labeled.load_labeled` reads a set).
     """
     path = Path(path)
-    summarise = problems is None
-    if problems is None:
-        problems = Problems(on_error, stats)
+    problems, summarise = reporter(problems, on_error, stats)
     folder_language: str | None = None
     examples: list[PairExample] = []
     for number, record in iter_json_records(path, problems):

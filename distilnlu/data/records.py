@@ -122,6 +122,16 @@ class Problems:
         )
 
 
+def reporter(
+    problems: Problems | None, on_error: str, stats: SourceStats | None
+) -> tuple[Problems, bool]:
+    """A reader's problem reporter: the caller's (who then summarises), or a new one that the
+    reader summarises itself (``True``)."""
+    if problems is not None:
+        return problems, False
+    return Problems(on_error, stats), True
+
+
 class RaiseProblems(Problems):
     """Raises every bad record without the on_error hint: in-memory records cannot be skipped."""
 
@@ -152,6 +162,12 @@ def open_binary(path: Path) -> io.BufferedIOBase:
         raise DataError(f"{path}: cannot open: {exc.strerror or exc}") from exc
 
 
+def utf8_detail(raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Which byte of a line is not UTF-8, for a ``file:line`` problem."""
+    bad = raw[exc.start : exc.start + 1].hex()
+    return f"invalid UTF-8 (byte 0x{bad} at byte {exc.start + 1} of the line)"
+
+
 def iter_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line without its line break); bad UTF-8 lines reported."""
     with open_binary(path) as fh:
@@ -161,12 +177,7 @@ def iter_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    bad = raw[exc.start : exc.start + 1].hex()
-                    problems.bad(
-                        f"{path}:{number}",
-                        REASON_UTF8,
-                        f"invalid UTF-8 (byte 0x{bad} at byte {exc.start + 1} of the line)",
-                    )
+                    problems.bad(f"{path}:{number}", REASON_UTF8, utf8_detail(raw, exc))
                     continue
                 if number == 1:
                     line = line.removeprefix("\ufeff")
