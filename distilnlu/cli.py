@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from distilnlu.deploy import commands as deploy_commands
 from distilnlu.errors import DistilNLUError
+
+if TYPE_CHECKING:
+    from distilnlu.config import Recipe
 
 app = typer.Typer(
     help=(
@@ -27,7 +31,7 @@ app = typer.Typer(
 OVERRIDES = typer.Argument(None, help="Recipe overrides as key=value (dotted keys).")
 
 
-def _load(recipe: Path, overrides: list[str] | None):
+def _load(recipe: Path, overrides: list[str] | None) -> Recipe:
     from distilnlu.config import load_recipe
 
     return load_recipe(recipe, overrides or [])
@@ -60,7 +64,7 @@ def run(
         _deploy_hint(cfg)
 
 
-def _deploy_hint(cfg) -> None:
+def _deploy_hint(cfg: Recipe) -> None:
     """Where to go next: the commands that ship the last intent + slot model fine-tuned."""
     from distilnlu.config import FinetuneStage
     from distilnlu.stages.finetune import model_key
@@ -207,7 +211,9 @@ def evaluate(
     typer.echo(json.dumps(result, indent=2))
 
 
-def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, partition):
+def _evaluate_finetuned(
+    model_dir: Path, data: Path | None, data_format: str, partition: str | None
+) -> dict[str, Any]:
     from distilnlu.errors import ConfigError
     from distilnlu.modeling.classifier import load_nlu_model, read_nlu_config
     from distilnlu.tokenization import load_tokenizer
@@ -221,7 +227,9 @@ def _evaluate_finetuned(model_dir: Path, data: Path | None, data_format: str, pa
     return metrics
 
 
-def _lm_texts(texts, recipe, corpus, language: str, max_texts: int) -> list[tuple[str, str]]:
+def _lm_texts(
+    texts: Path | None, recipe: Path | None, corpus: str | None, language: str, max_texts: int
+) -> list[tuple[str, str]]:
     from distilnlu.errors import ConfigError
 
     if texts:

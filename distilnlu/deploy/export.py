@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from distilnlu.data.examples import NLUExample
+from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import ONNX_FILES, OnnxBackend, TorchBackend, onnx_path
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
@@ -126,7 +127,9 @@ def _max_diff(ref: Tagged, out: Tagged) -> tuple[float, float]:
     return intent, slot
 
 
-def _flatten(runs: list[tuple[list[int], Tagged]], labels, n: int):
+def _flatten(
+    runs: list[tuple[list[int], Tagged]], labels: LabelVocab, n: int
+) -> tuple[list[str], list[list[str]]]:
     intents: list[str] = [""] * n
     tags: list[list[str]] = [[] for _ in range(n)]
     for rows, out in runs:

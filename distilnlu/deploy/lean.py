@@ -10,6 +10,8 @@ matrix multiply and the mask built once.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,7 +79,10 @@ class LeanClassifier(nn.Module):
         )
         self.token_type = nn.Parameter(emb.token_type_embeddings.weight[0].detach().clone())
         heads = enc.config.num_attention_heads
-        self.layers = nn.ModuleList(_Layer(layer, heads) for layer in enc.encoder.layer)
+        # A ModuleList yields plain Modules; a RobertaPreLayerNormModel's layers are these.
+        self.layers = nn.ModuleList(
+            _Layer(cast(RobertaPreLayerNormLayer, layer), heads) for layer in enc.encoder.layer
+        )
         self.final_norm = enc.LayerNorm
         self.pooling = model.pooling
         self.intent_head, self.slot_head = model.intent_head, model.slot_head

@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,9 @@ from distilnlu.errors import ConfigError
 from distilnlu.evaluation.inference import torch_threads
 from distilnlu.modeling.classifier import EncoderClassifier
 from distilnlu.modeling.presets import PRESETS, ModelShape, build_model, estimate_parameters
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 # Widths x depths of the default grid; heads of size 64, FFN 4x (RoBERTa's proportions).
 GRID_HIDDEN = (256, 384, 512, 768)
@@ -146,7 +149,7 @@ def parse_token_range(tokens: str) -> tuple[int, int]:
     return low, high
 
 
-def default_tokenizer():
+def default_tokenizer() -> PreTrainedTokenizerFast:
     """A Unigram tokenizer trained on the built-in assistant utterances (a few seconds)."""
     from distilnlu.data.synthetic import domain_utterances
     from distilnlu.tokenization import train_tokenizer
@@ -154,7 +157,7 @@ def default_tokenizer():
     return train_tokenizer(domain_utterances(3000, seed=0), 4000)
 
 
-def utterances(tokenizer, low: int, high: int, n: int) -> list[str]:
+def utterances(tokenizer: PreTrainedTokenizerBase, low: int, high: int, n: int) -> list[str]:
     """``n`` built-in utterances whose model input (specials included) has low..high tokens."""
     from distilnlu.data.synthetic import domain_utterances
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.evaluation.metrics import nlu_metrics, pair_accuracy
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class Classifier(Protocol):
@@ -82,7 +85,7 @@ def _majority(values: Sequence[str]) -> str:
 def evaluate_nlu(
     model: Classifier,
     examples: Sequence[NLUExample],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     batch_size: int = 64,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -117,7 +120,7 @@ def evaluate_nlu(
 def evaluate_pairs(
     model: Classifier,
     examples: Sequence[PairExample],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     batch_size: int = 64,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -140,7 +143,7 @@ def evaluate_pairs(
 
 def latency_ms(
     model: nn.Module,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str | tuple[str, str]],
     max_length: int,
     warmup: int = 5,

@@ -28,6 +28,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,9 @@ from distilnlu.data.masking import (
 )
 from distilnlu.errors import ModelError
 from distilnlu.modeling.masked_lm import masked_lm_logits
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def _words(text: str) -> frozenset[str]:
@@ -130,25 +134,25 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _mask_token_id(tokenizer) -> int:
+def _mask_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     mask_id = getattr(tokenizer, "mask_token_id", None)
     if mask_id is None:
         raise ModelError("the tokenizer has no mask token; masked-LM metrics need one")
     return int(mask_id)
 
 
-def _pad_token_id(model: nn.Module, tokenizer) -> int:
+def _pad_token_id(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
     pad_id = getattr(tokenizer, "pad_token_id", None)
     if pad_id is None:
         pad_id = getattr(getattr(model, "config", None), "pad_token_id", None)
     return int(pad_id) if pad_id is not None else 0
 
 
-def _special_ids(tokenizer) -> list[int]:
+def _special_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return sorted({int(i) for i in tokenizer.all_special_ids if i is not None})
 
 
-def _vocab_size(model: nn.Module, tokenizer) -> int:
+def _vocab_size(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
     size = len(tokenizer)
     model_size = getattr(getattr(model, "config", None), "vocab_size", None)
     return min(size, int(model_size)) if model_size else size
@@ -209,7 +213,7 @@ def _stop_words(language: str) -> frozenset[str]:
 
 def lm_perplexity(
     model: PreTrainedModel,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     max_length: int = 128,
@@ -342,7 +346,7 @@ def _word_tokens(
 
 
 def _mask_fill_examples(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     language: str = "en",
@@ -380,7 +384,7 @@ def _mask_fill_examples(
 
 def mask_filling_accuracy(
     model: PreTrainedModel,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     language: str = "en",
@@ -433,7 +437,7 @@ def mask_filling_accuracy(
 
 def evaluate_lm(
     model: PreTrainedModel,
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     language: str = "en",

@@ -59,7 +59,13 @@ def _check_tag_lengths(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[st
             )
 
 
-def _check_utterances(gold_intents, pred_intents, gold_tags, pred_tags, what: str) -> int:
+def _check_utterances(
+    gold_intents: Sequence[str],
+    pred_intents: Sequence[str],
+    gold_tags: Sequence[Sequence[str]],
+    pred_tags: Sequence[Sequence[str]],
+    what: str,
+) -> int:
     """Equal lengths, not empty, and per-utterance tag lengths equal; returns the count."""
     n = _check_same_length(
         gold_intents=gold_intents,

@@ -19,9 +19,12 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distilnlu.errors import ModelError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["is_masked_lm_folder", "load_masked_lm", "looks_like_hub_id"]
 
@@ -114,7 +117,9 @@ def _is_sdpa_unsupported(err: Exception) -> bool:
     return "scaled_dot_product_attention" in text or "sdpa" in text
 
 
-def _from_pretrained(source: str, attn_implementation: str | None, **kwargs: Any):
+def _from_pretrained(
+    source: str, attn_implementation: str | None, **kwargs: Any
+) -> tuple[PreTrainedModel, dict[str, Any]]:
     from transformers import AutoModelForMaskedLM
 
     if attn_implementation is not None:
@@ -122,7 +127,9 @@ def _from_pretrained(source: str, attn_implementation: str | None, **kwargs: Any
     return AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True, **kwargs)
 
 
-def load_masked_lm(path_or_id: str | Path, *, attn_implementation: str | None = "sdpa"):
+def load_masked_lm(
+    path_or_id: str | Path, *, attn_implementation: str | None = "sdpa"
+) -> PreTrainedModel:
     """Load a masked LM with ``AutoModelForMaskedLM.from_pretrained``.
 
     Args:

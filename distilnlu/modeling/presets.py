@@ -57,13 +57,16 @@ The other presets: ``base`` and ``large`` are the RoBERTa-base/-large shapes; ``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distilnlu.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import RobertaPreLayerNormForMaskedLM
 
 __all__ = [
     "PRESETS",
@@ -229,7 +232,7 @@ def build_model(
     bos_token_id: int = 0,
     eos_token_id: int = 2,
     attn_implementation: str = "sdpa",
-):
+) -> RobertaPreLayerNormForMaskedLM:
     """A randomly initialised :class:`~transformers.RobertaPreLayerNormForMaskedLM` of this shape.
 
     The LM decoder is tied to the word embeddings. Token ids default to the RoBERTa convention
@@ -268,7 +271,7 @@ def build_model(
     return model
 
 
-def _init_embeddings(model, std: float, pad_token_id: int) -> None:
+def _init_embeddings(model: RobertaPreLayerNormForMaskedLM, std: float, pad_token_id: int) -> None:
     """Large-std word/position embeddings (the embedding LayerNorm keeps the forward scale).
 
     Why: with Adam at lr ~1e-3, 0.02-std embeddings change by ~5% per step and drift towards
@@ -276,7 +279,7 @@ def _init_embeddings(model, std: float, pad_token_id: int) -> None:
     cannot learn (the MLM "unigram plateau"). Std-1 embeddings barely move relative to their size
     and stay distinct. Only sensible with an untied decoder, whose logits would otherwise be huge.
     """
-    embeddings = model.base_model.embeddings
+    embeddings = model.roberta_prelayernorm.embeddings  # the base model
     with torch.no_grad():
         for table in (embeddings.word_embeddings, embeddings.position_embeddings):
             table.weight.normal_(0.0, std)

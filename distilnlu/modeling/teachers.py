@@ -7,6 +7,8 @@ tokenizer files alone, before any model weights are read or any batch is compute
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -14,10 +16,15 @@ from transformers import PreTrainedModel
 from distilnlu.errors import ConfigError, ModelError
 from distilnlu.modeling.loading import load_masked_lm
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 _SPECIALS = ("bos_token_id", "pad_token_id", "eos_token_id", "unk_token_id", "mask_token_id")
 
 
-def check_same_tokenizer(student_tok, teacher_tok, teacher_name: str) -> None:
+def check_same_tokenizer(
+    student_tok: PreTrainedTokenizerBase, teacher_tok: PreTrainedTokenizerBase, teacher_name: str
+) -> None:
     """Raise ConfigError unless the two tokenizers map every token to the same id."""
     s_vocab, t_vocab = student_tok.get_vocab(), teacher_tok.get_vocab()
     if s_vocab != t_vocab:
@@ -41,7 +48,8 @@ def check_same_tokenizer(student_tok, teacher_tok, teacher_name: str) -> None:
 def load_teacher(source: str, dtype: torch.dtype, device: torch.device | str) -> PreTrainedModel:
     """A masked LM ready for inference: eval mode, no gradients, in ``dtype`` on ``device``."""
     model = load_masked_lm(source)
-    model.to(device=device, dtype=dtype)
+    # transformers wraps .to in functools.wraps(nn.Module.to): typeshed's _Wrapped drops `self`.
+    model.to(device=device, dtype=dtype)  # type: ignore[call-arg]
     model.eval()
     model.requires_grad_(False)
     return model

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ from distilnlu.training.losses import (
 )
 from distilnlu.training.objectives import Event, MLMObjective, Objective, TrainedModule
 from distilnlu.training.schedule import TeacherSchedule
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class DistillStudent(TrainedModule):
@@ -107,7 +110,7 @@ class DistillObjective(Objective[torch.Tensor]):
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         masking: MaskingConfig,
         loss: DistillLossConfig,
         schedule: TeacherSchedule,
@@ -170,7 +173,13 @@ class DistillObjective(Objective[torch.Tensor]):
         self._teacher, self._teacher_index = None, -1
         self.cache.clear()
 
-    def _teacher_outputs(self, batch, positions, want_hidden: bool, want_attn: bool):
+    def _teacher_outputs(
+        self,
+        batch: dict[str, torch.Tensor],
+        positions: torch.Tensor,
+        want_hidden: bool,
+        want_attn: bool,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         teacher = self.teacher(batch["input_ids"].device)
         with torch.inference_mode():
             out = masked_lm_forward(
@@ -187,7 +196,9 @@ class DistillObjective(Objective[torch.Tensor]):
         attentions = _cloned(out.attentions, "attentions") if want_attn else None
         return out.logits, hidden, attentions
 
-    def _cached_targets(self, batch, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cached_targets(
+        self, batch: dict[str, torch.Tensor], positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         key = (self.schedule.index, int(batch["cache_key"]))
         if key not in self.cache:
             logits, _, _ = self._teacher_outputs(batch, positions, False, False)

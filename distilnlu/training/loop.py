@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from accelerate import Accelerator
@@ -35,6 +35,10 @@ from distilnlu.training.checkpoint import (
     staging_dir,
 )
 from distilnlu.training.objectives import Event, Objective
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import LRScheduler
+    from torch.utils.tensorboard import SummaryWriter
 
 RawBatch = TypeVar("RawBatch")
 ENGINE_DIR = "engine"  # a sharded engine's own checkpoint files, inside our checkpoint folder
@@ -135,7 +139,7 @@ def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _tensorboard(log_dir: Path):
+def _tensorboard(log_dir: Path) -> SummaryWriter | None:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # optional dependency
@@ -241,7 +245,16 @@ def trained_weights(state: LoopState) -> dict[str, torch.Tensor] | None:
     return {k[len(prefix) :]: v for k, v in state.full_state_dict.items() if k.startswith(prefix)}
 
 
-def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
+def _optimizer_step(
+    acc: Accelerator,
+    model: nn.Module,
+    objective: Objective[RawBatch],
+    optimizer: torch.optim.Optimizer,
+    stream: Iterator[RawBatch],
+    state: LoopState,
+    cfg: TrainingConfig,
+    seed: int,
+) -> tuple[dict[str, float], bool]:
     """Accumulate ``grad_accum`` micro-batches; returns (mean named losses, all finite?)."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
@@ -256,6 +269,7 @@ def _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed):
                 ids = raw
                 index = state.batches_consumed + offset
         state.batches_consumed += world
+        assert ids is not None  # rank < world: the inner loop always took this process's share
         prepared = objective.prepare(ids, batch_seed(seed, index))
         state.tokens += int(prepared["attention_mask"].sum()) * world  # CPU tensor: no sync
         batch = {k: v.to(acc.device) for k, v in prepared.items()}
@@ -296,7 +310,9 @@ def _all_processes_agree(acc: Accelerator, finite: bool) -> bool:
     return float(acc.reduce(flag, reduction="sum")) == 0.0
 
 
-def _on_nonfinite(state: LoopState, cfg: TrainingConfig, optimizer, log: MetricsLog) -> None:
+def _on_nonfinite(
+    state: LoopState, cfg: TrainingConfig, optimizer: torch.optim.Optimizer, log: MetricsLog
+) -> None:
     state.nonfinite_total += 1
     state.nonfinite_streak += 1
     log.write({"step": state.step, "nonfinite_skipped": state.nonfinite_total})
@@ -308,7 +324,15 @@ def _on_nonfinite(state: LoopState, cfg: TrainingConfig, optimizer, log: Metrics
         )
 
 
-def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) -> None:
+def _save(
+    acc: Accelerator,
+    out_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    state: LoopState,
+    extra: dict[str, Any],
+) -> None:
     acc.wait_for_everyone()
     if acc.is_main_process:
         reset_staging(out_dir)
@@ -329,7 +353,13 @@ def _save(acc, out_dir, model, optimizer, scheduler, state: LoopState, extra) ->
     acc.wait_for_everyone()
 
 
-def _resume_sharded(acc, out_dir: Path, scheduler, extra: dict[str, Any], objective) -> LoopState:
+def _resume_sharded(
+    acc: Accelerator,
+    out_dir: Path,
+    scheduler: LRScheduler,
+    extra: dict[str, Any],
+    objective: Objective[RawBatch],
+) -> LoopState:
     """Resume a sharded engine's run (after ``prepare``): Accelerate loads every process's part."""
     path = find_checkpoint(out_dir)
     if path is None or not (path / ENGINE_DIR).is_dir():
@@ -342,7 +372,14 @@ def _resume_sharded(acc, out_dir: Path, scheduler, extra: dict[str, Any], object
     return _restore(saved, objective)
 
 
-def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], objective):
+def _resume(
+    out_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    extra: dict[str, Any],
+    objective: Objective[RawBatch],
+) -> LoopState:
     path = find_checkpoint(out_dir)
     if path is None:
         return LoopState()
@@ -357,7 +394,7 @@ def _resume(out_dir: Path, model, optimizer, scheduler, extra: dict[str, Any], o
     return _restore(saved, objective)
 
 
-def _restore(saved: dict[str, Any], objective) -> LoopState:
+def _restore(saved: dict[str, Any], objective: Objective[RawBatch]) -> LoopState:
     if saved.get("objective") is not None:
         objective.load_state_dict(saved["objective"])
     fields = set(LoopState.__dataclass_fields__) - {"full_state_dict"}

@@ -6,6 +6,8 @@ tokens of a batch rather than ``[B, T, V]``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,10 +184,15 @@ class _MLMAndSoftCE(torch.autograd.Function):
     two in-place passes over ``[N, V]`` instead of autograd's chain through log-softmax, gather,
     product and sum for each term (the vocabulary-sized tensors dominate a distill step's
     cost once the teacher's forward pass is paid).
+
+    ``ctx`` is typed ``Any``: autograd hands in a backward node that carries ``saved_tensors`` and
+    the attributes set here, which torch's ``FunctionCtx`` type does not declare.
     """
 
     @staticmethod
-    def forward(ctx, logits, labels, teacher_logits):
+    def forward(
+        ctx: Any, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         log_q = F.log_softmax(logits.float(), dim=-1)
         p = F.softmax(teacher_logits.float(), dim=-1)
         n = logits.shape[0]
@@ -196,7 +203,9 @@ class _MLMAndSoftCE(torch.autograd.Function):
         return mlm, soft
 
     @staticmethod
-    def backward(ctx, g_mlm, g_soft):
+    def backward(
+        ctx: Any, g_mlm: torch.Tensor, g_soft: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
         log_q, p, labels = ctx.saved_tensors
         n = log_q.shape[0]
         grad = log_q.exp_().mul_(g_mlm + g_soft).sub_(p.mul_(g_soft))  # reuses saved buffers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from distilnlu.data.masking import MaskingConfig, mask_tokens, random_candidates
 from distilnlu.modeling.masked_lm import masked_lm_logits
 from distilnlu.tokenization import word_start_table
 from distilnlu.training.losses import IntentSlotLoss, MaskedLMLoss
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 RawBatch = TypeVar("RawBatch")
 """What the batch stream yields: ``[B, T]`` id tensors (pretraining) or ready dicts."""
@@ -81,7 +84,12 @@ class MLMObjective(Objective[torch.Tensor]):
     document attends only to itself, with its own positions.
     """
 
-    def __init__(self, tokenizer, masking: MaskingConfig, isolate_documents: bool = False) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        masking: MaskingConfig,
+        isolate_documents: bool = False,
+    ) -> None:
         self.masking = masking
         self.bos_id = tokenizer.bos_token_id if isolate_documents else None
         self.mask_id = tokenizer.mask_token_id

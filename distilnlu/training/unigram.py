@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from distilnlu.training.loop import batch_seed
+
+if TYPE_CHECKING:
+    from distilnlu.training.objectives import Objective
 
 
 def output_bias(model: nn.Module) -> nn.Parameter | None:
@@ -28,7 +32,11 @@ def output_bias(model: nn.Module) -> nn.Parameter | None:
 
 
 def init_output_bias(
-    model: nn.Module, objective, batches: Iterator[torch.Tensor], seed: int, num_batches: int = 50
+    model: nn.Module,
+    objective: Objective[torch.Tensor],
+    batches: Iterator[torch.Tensor],
+    seed: int,
+    num_batches: int = 50,
 ) -> bool:
     """Set the bias to ``log p(token)`` over the labels of ``num_batches`` prepared batches.
 
