@@ -78,6 +78,7 @@ import threading
 import unicodedata
 import warnings
 
+from distilnlu.data.source_config import normalize_language
 from distilnlu.data.spoken_rules import language_rules
 
 __all__ = ["SUPPORTED_LANGUAGES", "to_spoken"]
@@ -165,10 +166,6 @@ _WARN_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1024)
-def _base_language(language: str) -> str:
-    return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower()
-
-
 def _warn_unsupported(lang: str) -> None:
     with _WARN_LOCK:
         if lang in _WARNED_LANGUAGES:
@@ -190,7 +187,7 @@ def to_spoken(text: str, language: str) -> str:
     docstring for the rules. Unsupported languages get case, punctuation and whitespace rules
     only, with one warning per language per process.
     """
-    lang = _base_language(language)
+    lang = normalize_language(language)
     text = text.lower()
     if lang in SUPPORTED_LANGUAGES:
         rules = language_rules(lang)

@@ -45,7 +45,6 @@ _SCALES = {
 _Callback = Callable[[str, re.Match[str]], str]
 _Pass = tuple[re.Pattern[str], _Callback, tuple[str, ...] | None]
 _AT_NUMBER = r"(?=[-−\d])"
-_AT_DIGIT = r"(?=\d)"
 
 _SIGN = r"(?P<sign>(?<![\w.,])[-−])?"
 
