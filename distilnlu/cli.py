@@ -83,10 +83,11 @@ def _deploy_hint(cfg: Recipe) -> None:
 
 def _report(run_dir: Path) -> None:
     from distilnlu.evaluation.report import report_summary, write_report
+    from distilnlu.rundir import REPORT_MARKDOWN
 
     index = write_report(run_dir)
     typer.echo("\n" + report_summary(run_dir))
-    typer.echo(f"\nReport: {index.resolve()}  (also {index.parent / 'report.md'})")
+    typer.echo(f"\nReport: {index.resolve()}  (also {index.parent / REPORT_MARKDOWN})")
 
 
 @app.command()

@@ -35,6 +35,8 @@ METRICS = "metrics.json"
 METRICS_LOG = "metrics.jsonl"
 BEST_WEIGHTS = "best.safetensors"
 REPORT_DIR = "report"
+REPORT_PAGE = "index.html"
+REPORT_MARKDOWN = "report.md"
 LM_KINDS = frozenset({"pretrain", "distill"})
 """Stage kinds that train a masked LM: their metrics carry held-out LM evaluations."""
 
@@ -178,6 +180,3 @@ class ManifestEntry(TypedDict):
 
 class Manifest(TypedDict):
     stages: dict[str, ManifestEntry]
-
-
-StageMetrics = TokenizerMetrics | TrainedMetrics | FinetuneMetrics

@@ -416,9 +416,9 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = build_sections(run, Figures(out_dir))
     title = f"Run report: {run.name}"
-    (out_dir / "report.md").write_text(markdown(title, sections), encoding="utf-8")
-    index = out_dir / "index.html"
-    index.write_text(html_page(title, sections), encoding="utf-8")
+    rundir.atomic_write(out_dir / rundir.REPORT_MARKDOWN, markdown(title, sections))
+    index = out_dir / rundir.REPORT_PAGE
+    rundir.atomic_write(index, html_page(title, sections))
     return index
 
 
