@@ -410,9 +410,13 @@ class Recipe(StrictModel):
         """
         stage = self.stages[name]
         payload = {
-            "stage": stage.model_dump(mode="json"),
+            # Settings left at their defaults are not hashed, so a new option (with a default
+            # that keeps the old behaviour) does not redo finished stages.
+            "kind": stage.kind,
+            "stage": stage.model_dump(mode="json", exclude_defaults=True),
             "corpora": {
-                c: self.data.corpora[c].model_dump(mode="json") for c in stage.corpora_used()
+                c: self.data.corpora[c].model_dump(mode="json", exclude_defaults=True)
+                for c in stage.corpora_used()
             },
             "data_root": str(self.data.root) if self.data.root else None,
             "alpha": self.data.alpha,
@@ -421,7 +425,8 @@ class Recipe(StrictModel):
         }
         if isinstance(stage, FinetuneStage):  # only here, so other stages' hashes stay as they were
             payload["labeled"] = {
-                s: self.data.labeled[s].model_dump(mode="json") for s in stage.labeled_sets
+                s: self.data.labeled[s].model_dump(mode="json", exclude_defaults=True)
+                for s in stage.labeled_sets
             }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
