@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from distilnlu.config_base import StrictModel, TrainingConfig
 from distilnlu.data.labeled_config import LabeledSetConfig
 from distilnlu.data.masking import MaskingConfig
 from distilnlu.data.source_config import SourceConfig
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.presets import ModelShape
 from distilnlu.rundir import LM_KINDS
-from distilnlu.tasks import TaskName
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are checked on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from distilnlu.supervised_config import FinetuneStage, SupervisedStage, TaskDistillStage, ref_stage
 
 
 class CorpusConfig(StrictModel):
@@ -53,41 +48,6 @@ class DataConfig(StrictModel):
     labeled: dict[str, LabeledSetConfig] = Field(
         default_factory=dict,
         description="Named labeled sets (splits) for fine-tuning and evaluation.",
-    )
-
-
-class TrainingConfig(StrictModel):
-    """Optimisation settings of one training stage."""
-
-    max_steps: int = Field(gt=0, description="Optimizer steps.")
-    batch_size: int = Field(32, gt=0, description="Sequences per micro-batch per process.")
-    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
-    seq_len: int = Field(128, ge=8, description="Packed sequence length incl. <s> and </s>.")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
-    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
-    scheduler: Literal["linear", "cosine", "constant"] = Field(
-        "linear", description="Decay after warm-up."
-    )
-    weight_decay: float = Field(0.01, ge=0.0, description="AdamW weight decay (not on norms/bias).")
-    adam_betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW betas.")
-    adam_eps: float = Field(1e-6, gt=0, description="AdamW epsilon.")
-    max_grad_norm: float = Field(1.0, ge=0.0, description="Gradient clipping; 0 disables it.")
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="Mixed precision mode.")
-    log_every: int = Field(10, gt=0, description="Progress-bar refresh interval in steps.")
-    eval_every: int = Field(100, gt=0, description="Held-out evaluation interval in steps.")
-    checkpoint_every: int = Field(100, gt=0, description="Resumable checkpoint interval in steps.")
-    max_nonfinite: int = Field(
-        20, ge=0, description="Stop when this many consecutive steps had a non-finite loss."
-    )
-    shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")
-    packing: Literal["isolated", "concatenated"] = Field(
-        "isolated",
-        description=(
-            "isolated: each packed document is framed <s> … </s>, attends only to itself and"
-            " has its own positions, as when encoded alone (short utterances learn context far"
-            " sooner, docs/models.md); concatenated: RoBERTa's FULL-SENTENCES packing, attention"
-            " across document boundaries."
-        ),
     )
 
 
@@ -153,6 +113,11 @@ class _TrainingStage(StrictModel):
             raise ValueError("give exactly one of `model` (a fresh model) or `init`")
         if not self.data or any(w <= 0 for w in self.data.values()):
             raise ValueError("`data` needs at least one corpus with a positive weight")
+        if self.training.epochs is not None:
+            raise ValueError(
+                "training.epochs applies to fine-tuning; this stage streams text without epochs:"
+                " set training.max_steps"
+            )
         return self
 
     def corpora_used(self) -> list[str]:
@@ -279,72 +244,7 @@ class DistillStage(_TrainingStage):
         return list(dict.fromkeys(r for r in refs if r))
 
 
-class FinetuneStage(StrictModel):
-    """Fine-tune every listed encoder on labeled data and evaluate it (DESIGN.md §2, §5, §6).
-
-    Each model × encoder mode gets its own folder ``<stage>/<model>[-frozen]/`` (encoder, heads,
-    label maps, tokenizer, metrics); the stage's ``metrics.json`` collects them for the report.
-    """
-
-    kind: Literal["finetune"]
-    task: TaskName = Field(
-        "intent_slot", description="Joint intent + slot model, or sentence-pair classification."
-    )
-    models: list[str] = Field(
-        min_length=1, description="Encoders to fine-tune: stage names, local folders or hub ids."
-    )
-    encoder: list[Literal["full", "frozen"]] = Field(
-        ["full"], min_length=1, description="Train the whole model, only the heads, or both."
-    )
-    baseline: str | None = Field(
-        None, description="The model (one of `models`) that relative errors are measured against."
-    )
-    train: str = Field(description="Labeled set (data.labeled) to train on.")
-    dev: str = Field(description="Labeled set for evaluation during training and early stopping.")
-    test: list[str] = Field(
-        default_factory=list,
-        description="Labeled sets scored with the best checkpoint; the first is the primary one.",
-    )
-    lm_corpus: str | None = Field(
-        None, description="Held-out corpus for each encoder's perplexity and mask-filling accuracy."
-    )
-    lm_max_texts: int = Field(300, gt=0, description="Texts of lm_corpus scored per encoder.")
-    max_length: int = Field(64, ge=8, description="Tokens per utterance (pair) incl. specials.")
-    pooling: Literal["mean", "cls"] = Field(
-        "mean", description="Sentence vector for the intent/pair head: mean of tokens or <s>."
-    )
-    slot_weight: float = Field(1.0, ge=0.0, description="Weight of the slot loss (intent: 1).")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the heads.")
-    patience: int = Field(5, ge=1, description="Evaluations without dev improvement = stop.")
-    frozen_lr: float | None = Field(
-        None, gt=0, description="Learning rate of head-only training (default: training.lr)."
-    )
-    eval_batch_size: int = Field(64, gt=0, description="Batch size of evaluation.")
-    latency_texts: int = Field(
-        100, ge=0, description="Dev utterances timed one by one on one thread (0: skip)."
-    )
-    training: TrainingConfig
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FinetuneStage:
-        if len(set(self.models)) != len(self.models):
-            raise ValueError("`models` lists a model twice")
-        if self.baseline is not None and self.baseline not in self.models:
-            raise ValueError(f"baseline '{self.baseline}' is not one of `models`")
-        return self
-
-    @property
-    def labeled_sets(self) -> list[str]:
-        return list(dict.fromkeys([self.train, self.dev, *self.test]))
-
-    def corpora_used(self) -> list[str]:
-        return [self.lm_corpus] if self.lm_corpus else []
-
-    def stage_refs(self) -> list[str]:
-        return list(self.models)
-
-
-StageConfig = TokenizerStage | PretrainStage | DistillStage | FinetuneStage
+StageConfig = TokenizerStage | PretrainStage | DistillStage | FinetuneStage | TaskDistillStage
 """Every stage kind's config class; a new kind adds its class here (and a runner in
 ``distilnlu.pipeline.RUNNERS``)."""
 Stage = Annotated[StageConfig, Field(discriminator="kind")]
@@ -375,12 +275,35 @@ class Recipe(StrictModel):
                     raise ValueError(f"stage '{name}' uses stage '{ref}', which runs after it")
             if isinstance(stage, FinetuneStage):
                 self._check_finetune(name, stage)
+            if isinstance(stage, TaskDistillStage):
+                self._check_task_distill(name, stage)
         return self
 
     def _check_finetune(self, name: str, stage: FinetuneStage) -> None:
         for ref in stage.models:
             if ref in self.stages and self.stages[ref].kind not in LM_KINDS:
                 raise ValueError(f"stage '{name}' fine-tunes '{ref}', which trains no encoder")
+        self._check_labeled(name, stage, stage.task)
+
+    def _check_task_distill(self, name: str, stage: TaskDistillStage) -> None:
+        encoders = {"student": stage.student}
+        if stage.augment is not None:
+            encoders["augment.model"] = stage.augment.model
+        for key, ref in encoders.items():
+            if ref in self.stages and self.stages[ref].kind not in LM_KINDS:
+                raise ValueError(f"stage '{name}': {key} '{ref}' is a stage that trains no encoder")
+        task = "intent_slot"
+        teacher_stage = self.stages.get(ref_stage(stage.teacher))
+        if teacher_stage is not None:
+            if not isinstance(teacher_stage, FinetuneStage) or "/" not in stage.teacher:
+                raise ValueError(
+                    f"stage '{name}': teacher '{stage.teacher}' must be a fine-tuned model,"
+                    " '<finetune stage>/<model>' (e.g. finetune/teacher_stage2)"
+                )
+            task = teacher_stage.task
+        self._check_labeled(name, stage, task)
+
+    def _check_labeled(self, name: str, stage: SupervisedStage, task: str) -> None:
         for set_name in stage.labeled_sets:
             labeled = self.data.labeled.get(set_name)
             if labeled is None:
@@ -389,9 +312,9 @@ class Recipe(StrictModel):
                     f"stage '{name}' uses labeled set '{set_name}', which data.labeled does not"
                     f" define (known: {known})"
                 )
-            if labeled.task != stage.task:
+            if labeled.task != task:
                 raise ValueError(
-                    f"stage '{name}' (task {stage.task}) uses labeled set '{set_name}', which"
+                    f"stage '{name}' (task {task}) uses labeled set '{set_name}', which"
                     f" holds {labeled.task} data"
                 )
 
@@ -423,7 +346,7 @@ class Recipe(StrictModel):
             "seed": self.seed,
             "upstream": {u: self.stage_hash(u) for u in self.upstream(name)},
         }
-        if isinstance(stage, FinetuneStage):  # only here, so other stages' hashes stay as they were
+        if isinstance(stage, SupervisedStage):  # only here: other stages' hashes stay as they were
             payload["labeled"] = {
                 s: self.data.labeled[s].model_dump(mode="json", exclude_defaults=True)
                 for s in stage.labeled_sets

@@ -30,3 +30,8 @@ def is_main() -> bool:
 def barrier() -> None:
     """Wait until every process gets here."""
     state().wait_for_everyone()
+
+
+def world_size() -> int:
+    """Number of processes of the launch (1 without one)."""
+    return state().num_processes

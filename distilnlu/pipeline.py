@@ -15,11 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distilnlu.config import DistillStage, FinetuneStage, PretrainStage, Recipe, TokenizerStage
+from distilnlu.config import (
+    DistillStage,
+    FinetuneStage,
+    PretrainStage,
+    Recipe,
+    TaskDistillStage,
+    TokenizerStage,
+)
 from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
 from distilnlu.rundir import HASH_FILE, MANIFEST, METRICS, Manifest, write_json
-from distilnlu.stages import distill, finetune, pretrain, tokenizer
+from distilnlu.stages import distill, finetune, pretrain, task_distill, tokenizer
 from distilnlu.stages.common import Runner
 
 RUNNERS: dict[type, Runner] = {
@@ -27,6 +34,7 @@ RUNNERS: dict[type, Runner] = {
     PretrainStage: pretrain.run,
     DistillStage: distill.run,
     FinetuneStage: finetune.run,
+    TaskDistillStage: task_distill.run,
 }
 """The runner of each stage kind, by its config class."""
 

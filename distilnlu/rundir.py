@@ -168,6 +168,11 @@ class FinetuneMetrics(TypedDict):
     train_examples: int
     labels: dict[str, int]
     models: dict[str, ModelMetrics]
+    joins: NotRequired[str | None]
+    """task_distill: the finetune stage whose table the model joins in the report."""
+    teacher: NotRequired[str]
+    pool: NotRequired[dict[str, int]]
+    """task_distill: labeled, unlabeled and augmented utterances trained on."""
 
 
 class ManifestEntry(TypedDict):

@@ -131,6 +131,29 @@ def epoch_batches(
     return batches
 
 
+def index_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, skip: int = 0
+) -> Iterator[list[int]]:
+    """Endless, deterministic stream of length-grouped index batches over shuffled epochs;
+    ``skip`` batches dropped (resume)."""
+    if not lengths:
+        raise ValueError("no training examples")
+    epoch, seen = 0, 0
+    while True:
+        batches = epoch_batches(
+            len(lengths), batch_size, random.Random(seed * 7919 + epoch), lengths
+        )
+        if seen + len(batches) <= skip:  # skip whole epochs without collating them
+            seen += len(batches)
+            epoch += 1
+            continue
+        for indices in batches:
+            seen += 1
+            if seen > skip:
+                yield indices
+        epoch += 1
+
+
 def training_batches(
     items: Sequence[Encoded],
     *,
@@ -141,21 +164,9 @@ def training_batches(
     skip: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Endless, deterministic stream of shuffled epochs; ``skip`` batches dropped (resume)."""
-    if not items:
-        raise ValueError("no training examples")
     lengths = [len(x.input_ids) for x in items]
-    epoch, seen = 0, 0
-    while True:
-        batches = epoch_batches(len(items), batch_size, random.Random(seed * 7919 + epoch), lengths)
-        if seen + len(batches) <= skip:  # skip whole epochs without collating them
-            seen += len(batches)
-            epoch += 1
-            continue
-        for indices in batches:
-            seen += 1
-            if seen > skip:
-                yield collate([items[i] for i in indices], pad_id, with_slots)
-        epoch += 1
+    for indices in index_batches(lengths, batch_size, seed, skip):
+        yield collate([items[i] for i in indices], pad_id, with_slots)
 
 
 def eval_batches(

@@ -19,6 +19,7 @@ from transformers import AutoTokenizer
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
 from distilnlu.errors import ModelError
+from distilnlu.evaluation.decoding import BIODecoder
 from distilnlu.evaluation.metrics import chunks
 from distilnlu.modeling.classifier import read_nlu_config
 from distilnlu.tasks import task_named
@@ -93,6 +94,7 @@ class Parser:
         self.run, self.tokenizer, self.labels = run, tokenizer, labels
         self.max_length, self.backend, self.name = max_length, backend, name
         self._fast = _private_fast_tokenizer(tokenizer, max_length)
+        self.decoder = BIODecoder(labels.slot_tags)  # its masks are built once, not per call
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
@@ -153,16 +155,13 @@ class Parser:
         """Run the model on split utterances; see :class:`Tagged`."""
         ids, mask, starts = self.encode(split)
         intent_logits, slot_logits = self.run(ids, mask)
-        tag_ids = slot_logits.argmax(-1) if slot_logits is not None else None
-        tags = [
-            [
-                self.labels.slot_tags[int(tag_ids[row, s])]
-                if tag_ids is not None and s >= 0
-                else "O"
-                for s in row_starts
-            ]
-            for row, row_starts in enumerate(starts)
-        ]
+        # Constrained decoding, not argmax: what is served is valid BIO, as evaluation scores.
+        tag_ids = (
+            self.decoder.decode_batch(slot_logits, starts)
+            if slot_logits is not None
+            else [[-1] * len(row) for row in starts]
+        )
+        tags = [[self.labels.slot_tags[t] if t >= 0 else "O" for t in row] for row in tag_ids]
         return Tagged(
             _softmax(intent_logits.astype(np.float64)),
             tags,

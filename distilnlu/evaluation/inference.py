@@ -19,6 +19,7 @@ from torch import nn
 from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
 from distilnlu.data.labeled import LabelVocab
+from distilnlu.evaluation.decoding import BIODecoder
 from distilnlu.evaluation.metrics import nlu_metrics, pair_accuracy
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class Classifier(Protocol):
 
 
 @contextmanager
-def _inference(model: nn.Module | Classifier) -> Iterator[torch.device]:
+def no_grad_eval(model: nn.Module | Classifier) -> Iterator[torch.device]:
     was_training = model.training
     model.eval()
     try:
@@ -58,23 +59,30 @@ def _inference(model: nn.Module | Classifier) -> Iterator[torch.device]:
 def predict(
     model: Classifier, items: Sequence[Encoded], batch_size: int, pad_id: int
 ) -> tuple[list[int], list[float], list[list[int]]]:
-    """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated)."""
+    """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated).
+
+    Tags are the most probable valid BIO sequence (:class:`BIODecoder`), not a per-word argmax.
+    """
     intents: list[int] = [0] * len(items)
     confidence: list[float] = [0.0] * len(items)
     word_tags: list[list[int]] = [[] for _ in items]
-    with _inference(model) as device:
+    decoder = BIODecoder(model.labels.slot_tags)
+    with no_grad_eval(model) as device:
         for indices, batch in eval_batches(items, batch_size, pad_id):
             intent_logits, slot_logits = model(
                 batch["input_ids"].to(device), batch["attention_mask"].to(device)
             )
             probs = intent_logits.float().softmax(-1)
             best = probs.max(-1)
-            tag_ids = slot_logits.argmax(-1).tolist() if slot_logits is not None else None
+            if slot_logits is not None:
+                # Constrained decoding, not argmax: only valid BIO reaches the metric.
+                scores = slot_logits.float().cpu().numpy()
+                starts = [items[i].word_starts for i in indices]
+                for i, tags in zip(indices, decoder.decode_batch(scores, starts), strict=True):
+                    word_tags[i] = tags
             for row, i in enumerate(indices):
                 intents[i] = int(best.indices[row])
                 confidence[i] = float(best.values[row])
-                if tag_ids is not None:
-                    word_tags[i] = [tag_ids[row][s] if s >= 0 else -1 for s in items[i].word_starts]
     return intents, confidence, word_tags
 
 
@@ -152,7 +160,7 @@ def latency_ms(
     included."""
     if not texts:
         return {}
-    with torch_threads(1), _inference(model) as device:
+    with torch_threads(1), no_grad_eval(model) as device:
 
         def call(text: str | tuple[str, str]) -> None:
             args = text if isinstance(text, tuple) else (text,)

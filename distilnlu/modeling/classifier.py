@@ -100,7 +100,18 @@ class EncoderClassifier(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        intent_logits, slot_logits, _ = self.forward_states(input_ids, attention_mask)
+        return intent_logits, slot_logits
+
+    def forward_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden_states: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
+        """``forward`` plus, with ``hidden_states``, the encoder's per-layer states ``[B, T, H]``
+        (embeddings first), for hidden-state matching."""
+        out = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=hidden_states
+        )
+        hidden = out.last_hidden_state
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -108,7 +119,7 @@ class EncoderClassifier(nn.Module):
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         intent_logits = self.intent_head(self.dropout(pooled))
         slot_logits = self.slot_head(self.dropout(hidden)) if self.slot_head is not None else None
-        return intent_logits, slot_logits
+        return intent_logits, slot_logits, out.hidden_states if hidden_states else None
 
     def head_state(self) -> dict[str, torch.Tensor]:
         return {

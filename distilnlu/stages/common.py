@@ -20,6 +20,7 @@ from distilnlu.errors import ConfigError
 from distilnlu.evaluation.lm import evaluate_lm
 from distilnlu.modeling.presets import ModelShape, build_model, count_parameters, resolve_shape
 from distilnlu.rundir import METRICS, RECIPE, LMEval, TrainedMetrics, write_json
+from distilnlu.supervised_config import ref_stage
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import LoopState, train_loop, trained_weights
 from distilnlu.training.objectives import Objective, TrainedModule
@@ -36,8 +37,9 @@ class Runner(Protocol):
 
 
 def resolve_ref(recipe: Recipe, ref: str) -> str:
-    """A stage name becomes its output folder; anything else is a path or hub id as given."""
-    if ref in recipe.stages:
+    """A stage name becomes its output folder, ``<stage>/<sub>`` a folder inside it (a model of
+    a fine-tuning stage); anything else is a path or hub id as given."""
+    if ref in recipe.stages or ref_stage(ref) in recipe.stages:
         return str(recipe.run_dir / ref)
     return ref
 

@@ -10,6 +10,7 @@ stage's own ``metrics.json`` gathers all of them for the report.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from transformers import set_seed
 
-from distilnlu.config import EvalConfig, FinetuneStage, Recipe
+from distilnlu.config import EvalConfig, FinetuneStage, Recipe, SupervisedStage, TrainingConfig
 from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import Encoded, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
-from distilnlu.distributed import is_main
+from distilnlu.distributed import is_main, world_size
 from distilnlu.evaluation.inference import latency_ms
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
@@ -52,7 +53,7 @@ def model_key(recipe: Recipe, ref: str, mode: str) -> str:
     return base if mode == "full" else f"{base}-frozen"
 
 
-def load_sets(recipe: Recipe, stage: FinetuneStage) -> Sets:
+def load_sets(recipe: Recipe, stage: SupervisedStage) -> Sets:
     return {
         name: load_labeled(recipe.data.labeled[name], recipe.data.root, recipe.data.on_error)
         for name in stage.labeled_sets
@@ -113,7 +114,7 @@ class FinetuneRun:
     def __init__(
         self,
         recipe: Recipe,
-        stage: FinetuneStage,
+        stage: SupervisedStage,
         task: Task,
         ref: str,
         mode: str,
@@ -124,6 +125,7 @@ class FinetuneRun:
         self.recipe, self.stage, self.task, self.ref, self.mode = recipe, stage, task, ref, mode
         self.out_dir, self.sets, self.labels = out_dir, sets, labels
         self.source = resolve_ref(recipe, ref)
+        self.row_source = ref  # what the report ranks and labels the model's row by
         self.tokenizer = load_tokenizer(self.source)
 
     def build(self) -> EncoderClassifier:
@@ -149,19 +151,24 @@ class FinetuneRun:
         )
 
     def run(self, stage_hash: str, lm: dict[str, Any] | None) -> ModelMetrics:
-        stage, out_dir = self.stage, self.out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         model = self.build()
-        cfg = stage.training
-        if self.mode == "frozen" and stage.frozen_lr:
-            cfg = cfg.model_copy(update={"lr": stage.frozen_lr})
+        stopper = EarlyStopping(self.stage.patience, self.stage.min_delta)
+        state = self.train(model, stopper, stage_hash)
+        if (self.out_dir / BEST_WEIGHTS).is_file():
+            model.load_state_dict(load_file(str(self.out_dir / BEST_WEIGHTS)))
+        return self.finish(model, state, stopper, lm, time.perf_counter() - start)
+
+    def train(self, model: EncoderClassifier, stopper: EarlyStopping, stage_hash: str) -> LoopState:
+        """Fine-tune ``model`` with early stopping on dev (resuming a killed run)."""
+        stage = self.stage
         train_items = self.encode(self.sets[stage.train])
-        stopper = EarlyStopping(stage.patience)
+        cfg = self.training_config(len(train_items))
         objective = ClassificationObjective(
             stage.slot_weight, stopper, self.task.score, on_best=lambda step: self.keep_best(model)
         )
-        state = train_loop(
+        return train_loop(
             model=model,
             objective=objective,
             make_batches=lambda skip: training_batches(
@@ -173,15 +180,22 @@ class FinetuneRun:
                 skip=skip,
             ),
             cfg=cfg,
-            out_dir=out_dir,
+            out_dir=self.out_dir,
             seed=self.recipe.seed,
             evaluate=lambda _: {"dev": self.evaluate(model, stage.dev)[0]},
-            desc=out_dir.name,
-            state_extra={"stage_hash": stage_hash, "model": out_dir.name},
+            desc=self.out_dir.name,
+            state_extra={"stage_hash": stage_hash, "model": self.out_dir.name},
         )
-        if (out_dir / BEST_WEIGHTS).is_file():
-            model.load_state_dict(load_file(str(out_dir / BEST_WEIGHTS)))
-        return self.finish(model, state, stopper, lm, time.perf_counter() - start)
+
+    def training_config(self, n_train: int) -> TrainingConfig:
+        """The stage's training settings with the step budget resolved (epochs → steps)."""
+        cfg = self.stage.training
+        frozen_lr = self.stage.frozen_lr if isinstance(self.stage, FinetuneStage) else None
+        if self.mode == "frozen" and frozen_lr:
+            cfg = cfg.model_copy(update={"lr": frozen_lr})
+        # One optimizer step takes a micro-batch from every process.
+        per_epoch = math.ceil(math.ceil(n_train / cfg.batch_size) / world_size())
+        return cfg.for_epochs(per_epoch)
 
     def keep_best(self, model: EncoderClassifier) -> None:
         """Write the best weights so far (atomically; main process only)."""
@@ -211,7 +225,7 @@ class FinetuneRun:
         texts = [self.task.text(ex) for ex in self.sets[stage.dev][: stage.latency_texts]]
         model.to("cpu")  # latency is a CPU figure, whatever device trained the model
         metrics: ModelMetrics = {
-            "source": self.ref,
+            "source": self.row_source,
             "encoder": self.mode,
             "folder": str(out_dir),
             "parameters": count_parameters(model.encoder),

@@ -159,7 +159,7 @@ def train_loop(
     desc: str = "train",
     state_extra: dict[str, Any] | None = None,
 ) -> LoopState:
-    """Train ``model`` for ``cfg.max_steps`` optimizer steps, resuming from ``out_dir`` if possible.
+    """Train ``model`` for ``cfg.steps()`` optimizer steps, resuming from ``out_dir`` if possible.
 
     Args:
         make_batches: called with the number of global batches already consumed; returns the
@@ -177,11 +177,12 @@ def train_loop(
             " reach the global batch with batch_size x processes"
         )
     optimizer = build_optimizer(model, cfg)
+    total = cfg.steps()
     scheduler = get_scheduler(
         cfg.scheduler,
         optimizer,
         num_warmup_steps=cfg.warmup_steps,
-        num_training_steps=cfg.max_steps,
+        num_training_steps=total,
     )
     sharded = is_sharded(acc)
     # A sharded engine's state can only be loaded into the prepared (sharded) model.
@@ -195,11 +196,9 @@ def train_loop(
         state = _resume_sharded(acc, out_dir, scheduler, state_extra or {}, objective)
     log = MetricsLog(out_dir / METRICS_LOG, acc.is_main_process, state.step)
     stream = make_batches(state.batches_consumed)
-    bar = tqdm(
-        total=cfg.max_steps, initial=state.step, desc=desc, disable=not acc.is_local_main_process
-    )
+    bar = tqdm(total=total, initial=state.step, desc=desc, disable=not acc.is_local_main_process)
     start = time.perf_counter()
-    while state.step < cfg.max_steps:
+    while state.step < total:
         losses, finite = _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed)
         if not finite:
             _on_nonfinite(state, cfg, optimizer, log)
@@ -209,18 +208,18 @@ def train_loop(
         state.nonfinite_streak = 0
         row = {"step": state.step, **losses, "lr": scheduler.get_last_lr()[0]}
         log.write({**row, "tokens": state.tokens, "time": round(time.perf_counter() - start, 3)})
-        if state.step % cfg.log_every == 0 or state.step == cfg.max_steps:
+        if state.step % cfg.log_every == 0 or state.step == total:
             bar.set_postfix(loss=f"{losses['loss']:.4f}")
         bar.update(1)
         _log_event(log, state.step, objective.after_step(state.step))
-        if evaluate and (state.step % cfg.eval_every == 0 or state.step == cfg.max_steps):
+        if evaluate and (state.step % cfg.eval_every == 0 or state.step == total):
             state.last_eval = evaluate(acc.unwrap_model(model))
             log.write({"step": state.step, "eval": state.last_eval})
             event = objective.after_eval(state.step, state.last_eval)
             _log_event(log, state.step, event)
             if event is not None and event.stop:  # e.g. early stopping on a dev metric
                 break
-        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.max_steps:
+        if state.step % cfg.checkpoint_every == 0 and state.step < total:
             extra = {**(state_extra or {}), "objective": objective.state_dict()}
             _save(acc, out_dir, model, optimizer, scheduler, state, extra)
     bar.close()

@@ -267,3 +267,72 @@ class IntentSlotLoss(nn.Module):
             slots = slot_logits.sum() * 0.0
         loss = intent + self.slot_weight * slots
         return {"loss": loss, "intent": intent.detach(), "slots": slots.detach()}
+
+
+class TaskDistillLoss(nn.Module):
+    """Task-aware distillation: hard CE on the labeled rows plus soft CE against the teacher.
+
+    ``hard_weight · (CE(intent) + slot_weight · CE(slots))`` over the rows and words that have
+    gold labels, plus ``soft_weight · (SCE(intent) + slot_weight · SCE(slots))`` (T²-scaled
+    soft CE, :class:`SoftCrossEntropyLoss`) over every row and every word's first sub-token, so
+    unlabeled utterances teach through the teacher alone.
+
+    Args (forward):
+        intent_logits: ``[B, I]`` student scores; ``teacher_intent``: ``[B, I]`` teacher scores.
+        intent_labels: ``[B]`` gold ids, ``-100`` for an unlabeled row.
+        slot_logits: ``[B, T, S]`` student scores per sub-token (None: no slot head).
+        teacher_slots: ``[B, T, S]`` teacher scores; only ``word_mask`` positions are read.
+        slot_labels: ``[B, T]`` gold tag ids at first sub-tokens, ``-100`` elsewhere.
+        word_mask: ``[B, T]`` bool, True at the first sub-token of every (kept) word.
+
+    Returns:
+        ``{"loss", "hard_intent", "hard_slots", "soft_intent", "soft_slots"}`` fp32 scalars (the
+        slot terms only with a slot head); a term with no rows to average over is 0.
+    """
+
+    def __init__(
+        self,
+        hard_weight: float = 1.0,
+        soft_weight: float = 1.0,
+        temperature: float = 1.0,
+        slot_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.hard_weight, self.soft_weight, self.slot_weight = hard_weight, soft_weight, slot_weight
+        self.soft = SoftCrossEntropyLoss(temperature)
+
+    def forward(
+        self,
+        intent_logits: torch.Tensor,
+        teacher_intent: torch.Tensor,
+        intent_labels: torch.Tensor,
+        slot_logits: torch.Tensor | None = None,
+        teacher_slots: torch.Tensor | None = None,
+        slot_labels: torch.Tensor | None = None,
+        word_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        out = {
+            "hard_intent": _mean_ce(intent_logits, intent_labels),
+            "soft_intent": self.soft(intent_logits, teacher_intent),
+        }
+        if slot_logits is not None:
+            if teacher_slots is None or slot_labels is None or word_mask is None:
+                raise ValueError("slot logits need teacher_slots, slot_labels and word_mask")
+            out["hard_slots"] = _mean_ce(slot_logits.flatten(0, 1), slot_labels.flatten())
+            words = word_mask.bool()
+            out["soft_slots"] = (
+                self.soft(slot_logits[words], teacher_slots[words])
+                if words.any()
+                else slot_logits.sum() * 0.0
+            )
+        hard = out["hard_intent"] + self.slot_weight * out.get("hard_slots", 0.0)
+        soft = out["soft_intent"] + self.slot_weight * out.get("soft_slots", 0.0)
+        loss = self.hard_weight * hard + self.soft_weight * soft
+        return {"loss": loss, **{k: v.detach() for k, v in out.items()}}
+
+
+def _mean_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean CE over the labels that are not ``-100``; 0 (with a gradient path) when none are."""
+    if (labels != -100).any():
+        return F.cross_entropy(logits.float(), labels, ignore_index=-100)
+    return logits.sum().float() * 0.0

@@ -158,32 +158,47 @@ class MaskedLMModel(TrainedModule):
 
 
 class EarlyStopping:
-    """Best dev score so far and evaluations since it improved (checkpointed with the objective)."""
+    """Best dev score so far and evaluations without a real gain (checkpointed with the objective).
 
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
+    Any gain moves ``best`` (the weights worth keeping); only a gain of more than ``min_delta``
+    over the last real gain resets the patience count, so a plateau that creeps up by noise-sized
+    steps still ends training.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        self.patience, self.min_delta = patience, min_delta
         self.best = -float("inf")
         self.best_step = 0
+        self.anchor = -float("inf")  # the score of the last gain above min_delta
         self.since_best = 0
 
     def update(self, step: int, score: float) -> bool:
         """Record an evaluation; True when it is the best so far."""
-        if score > self.best:
-            self.best, self.best_step, self.since_best = score, step, 0
-            return True
-        self.since_best += 1
-        return False
+        improved = score > self.best
+        if improved:
+            self.best, self.best_step = score, step
+        if score > self.anchor + self.min_delta:
+            self.anchor, self.since_best = score, 0
+        else:
+            self.since_best += 1
+        return improved
 
     @property
     def should_stop(self) -> bool:
         return self.since_best >= self.patience
 
     def state_dict(self) -> dict[str, float | int]:
-        return {"best": self.best, "best_step": self.best_step, "since_best": self.since_best}
+        return {
+            "best": self.best,
+            "best_step": self.best_step,
+            "since_best": self.since_best,
+            "anchor": self.anchor,
+        }
 
     def load_state_dict(self, state: dict[str, float | int]) -> None:
         self.best = float(state["best"])
         self.best_step, self.since_best = int(state["best_step"]), int(state["since_best"])
+        self.anchor = float(state.get("anchor", self.best))
 
 
 class ClassificationObjective(Objective[Batch]):

@@ -32,9 +32,10 @@ def test_fp32_onnx_matches_pytorch_within_1e_4(exported):
     assert parity["max_abs_diff_intent_logits"] <= 1e-4
     assert parity["max_abs_diff_slot_logits"] <= 1e-4
     assert parity["intent_agreement"] == 1.0 and parity["slot_tag_agreement"] == 1.0
-    # The PyTorch reference on the gold sample (the fixture's seeded random heads): exact.
+    # The PyTorch reference on the gold sample (the fixture's seeded random heads, tags by
+    # constrained BIO decoding): exact.
     assert parity["reference_intent_accuracy"] == 0.0
-    assert parity["reference_slot_f1"] == pytest.approx(0.003948667324777887, rel=1e-5)
+    assert parity["reference_slot_f1"] == pytest.approx(0.0020964360587002098, rel=1e-5)
     assert parity["exported_slot_f1"] == parity["reference_slot_f1"]
 
 
