@@ -390,7 +390,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     """One line per problem: ``<file>: <key.path>: <message>``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        parts = list(err["loc"])
+        if len(parts) > 2 and parts[0] == "stages" and _is_union_tag(parts[2]):
+            del parts[2]  # the kind tag after the stage name (which may itself be 'tokenizer')
+        loc = ".".join(str(p) for p in parts)
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         lines.append(f"{source}: {loc or '<top>'}: {msg}")
     return "invalid recipe\n  " + "\n  ".join(lines)

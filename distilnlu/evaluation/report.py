@@ -8,7 +8,9 @@ built once as a list of sections and rendered twice, so ``report.md`` and ``inde
 say the same thing; :func:`report_summary` prints the key tables of it on the terminal.
 
 Relative errors compare each fine-tuned model with the stage's baseline model fine-tuned in the
-same encoder mode (full or frozen) on the same evaluation set (DESIGN.md §6).
+same encoder mode (full or frozen) on the same evaluation set (DESIGN.md §6). A task_distill
+stage's model is a row of the fine-tune stage it joins (:mod:`~distilnlu.evaluation.run_view`);
+the headline (:mod:`~distilnlu.evaluation.headline`) says what each stage bought.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from distilnlu import rundir
 from distilnlu.evaluation import plots
+from distilnlu.evaluation.headline import headline
 from distilnlu.evaluation.metrics import spearman
 from distilnlu.evaluation.render import (
     DASH,
@@ -41,6 +44,7 @@ from distilnlu.evaluation.render import (
     with_dash_note,
 )
 from distilnlu.evaluation.run_view import (
+    TASK_DISTILL,
     Finetune,
     HeldOutLM,
     Run,
@@ -222,11 +226,25 @@ def comparison_notes(run: Run, ft: Finetune) -> list[str]:
         )
     else:
         notes.append("No baseline is set for this stage, so there are no relative errors.")
+    notes += distill_notes(ft)
     corpora = {c for m in ft.models.values() if (c := lm_values(run, ft, m)[2])}
     if corpora:
         notes.append(
             "Values with *: not scored by the fine-tune stage, taken from the source stage's own "
             f"evaluation on {', '.join(sorted(corpora))}."
+        )
+    return notes
+
+
+def distill_notes(ft: Finetune) -> list[str]:
+    """Where each task_distill row of the view came from: its teacher and what it trained on."""
+    notes = []
+    for stage, metrics in ft.distilled:
+        pool = metrics.get("pool") or {}
+        counts = [f"{fmt_int(pool.get(k))} {k}" for k in ("labeled", "unlabeled", "augmented")]
+        notes.append(
+            f"{stage}: task_distill from {metrics.get('teacher', '?')}, trained on "
+            f"{', '.join(counts[:2])} and {counts[2]} utterances."
         )
     return notes
 
@@ -247,7 +265,7 @@ def curve_blocks(run: Run, ft: Finetune, figures: Figures) -> list[Block]:
     curves = [
         plots.Curve(
             key,
-            *plots.score_series(rundir.read_jsonl(run.path / ft.name / key / log), metric),
+            *plots.score_series(rundir.read_jsonl(run.path / ft.model_dir(key) / log), metric),
             group=str(m.get("source", key)),
             dashed=m.get("encoder") == "frozen",
         )
@@ -381,8 +399,15 @@ def language_section(ft: Finetune, figures: Figures) -> Section | None:
     return Section(task.language_title, blocks, level=3)
 
 
+def view_title(ft: Finetune, extra: str = "") -> str:
+    """The view's name and task, e.g. ``finetune (intent_slot)``; a task_distill stage that is
+    a view of its own says so."""
+    kind = "task distillation, " if ft.kind == TASK_DISTILL else ""
+    return f"{ft.name} ({kind}{ft.task.name}{extra})"
+
+
 def finetune_sections(run: Run, ft: Finetune, figures: Figures) -> list[Section]:
-    title = f"Fine-tuning: {ft.name} ({ft.task.name})"
+    title = f"Fine-tuning: {view_title(ft)}"
     if not ft.models:
         return [
             Section(title, [f"Note: {ft.name} has no fine-tuned models in its {rundir.METRICS}."])
@@ -390,14 +415,17 @@ def finetune_sections(run: Run, ft: Finetune, figures: Figures) -> list[Section]
     main = Section(title, [*comparison_blocks(run, ft), *curve_blocks(run, ft, figures)])
     extra = [
         frozen_section(ft, figures),
-        correlation_section(run, ft, figures),
+        # one task-distilled model alone: no correlation to speak of
+        None if ft.kind == TASK_DISTILL else correlation_section(run, ft, figures),
         language_section(ft, figures),
     ]
     return [main, *[s for s in extra if s is not None]]
 
 
 def build_sections(run: Run, figures: Figures) -> list[Section]:
-    sections = [header_section(run, figures), training_section(run, figures)]
+    lines = headline(run)
+    sections = [Section("Headline", [*lines])] if lines else []
+    sections += [header_section(run, figures), training_section(run, figures)]
     for ft in run.finetunes:
         sections += finetune_sections(run, ft, figures)
     return sections
@@ -452,9 +480,10 @@ def report_summary(run_dir: Path) -> str:
     metrics."""
     run = load_run(Path(run_dir))
     parts = [f"Run {run.name}: {len(run.stages)} stages, {fmt_seconds(run.seconds)}"]
+    parts += ["\n".join(lines) for lines in [headline(run)] if lines]
     parts += [text for text in [heldout_text(run)] if text]
     for ft in run.finetunes:
-        parts.append(f"{ft.name} ({ft.task.name}, scores on {ft.primary}):")
+        parts.append(view_title(ft, f", scores on {ft.primary}") + ":")
         columns = summary_columns(run, ft)
         parts.append(text_table(model_table(ft, list(ft.models.items()), columns)))
     if not run.finetunes:

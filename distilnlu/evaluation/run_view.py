@@ -3,6 +3,11 @@
 Reads only what the stages wrote (the layout is :mod:`distilnlu.rundir`'s) and reads it
 leniently: a missing or half-written file reads as empty and a value that is not a finite number
 as NaN, so a report can be made for a run that is still going or was killed.
+
+A ``task_distill`` stage writes its ``metrics.json`` in the ``finetune`` layout; its model joins
+the view of the fine-tune stage it ``joins`` (the stage of its teacher), so every table, plot and
+summary shows it as one more row of that stage. One that joins none (its teacher a folder) is a
+view of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
+
 from distilnlu import rundir
 from distilnlu.errors import DataError
 from distilnlu.evaluation.metrics import relative_error_change
@@ -22,6 +29,7 @@ from distilnlu.rundir import FinetuneMetrics, ManifestEntry, ModelMetrics, Train
 from distilnlu.tasks import INTENT_SLOT, TASKS, Task
 
 ERROR_RATES = frozenset({"semer"})  # lower is better; every other metric is accuracy-like
+TASK_DISTILL = "task_distill"
 
 
 def number(value: Any) -> float:
@@ -36,18 +44,56 @@ class Finetune:
     name: str
     metrics: FinetuneMetrics
     stage_order: tuple[str, ...] = ()  # the run's stages in execution order
+    joined: tuple[tuple[str, FinetuneMetrics], ...] = ()
+    """task_distill stages whose models join this view, in execution order: (stage, metrics)."""
+    kind: str = "finetune"  # or "task_distill": a task_distill stage that joins no other view
 
     @property
     def task(self) -> Task:
         return TASKS.get(str(self.metrics.get("task")), INTENT_SLOT)
 
-    @cached_property
-    def models(self) -> dict[str, ModelMetrics]:
-        """Models by the order their source stage ran in (folders and hub ids last, as listed)."""
-        models = self.metrics.get("models") or {}
+    def ranked(self, metrics: FinetuneMetrics) -> list[tuple[str, ModelMetrics]]:
+        """Models of ``metrics`` by the order their source stage ran in (folders, hub ids last)."""
+        models = metrics.get("models") or {}
         rank = {stage: i for i, stage in enumerate(self.stage_order)}
         items = [(k, m) for k, m in models.items() if isinstance(m, dict)]
-        return dict(sorted(items, key=lambda km: rank.get(str(km[1].get("source")), len(rank))))
+        return sorted(items, key=lambda km: rank.get(str(km[1].get("source")), len(rank)))
+
+    @cached_property
+    def rows(self) -> dict[str, tuple[ModelMetrics, str, str]]:
+        """Model key -> (metrics, stage folder, model folder inside it): this stage's own models
+        first, then those of the joining task_distill stages. A finetune stage keys a model by
+        its folder; a task_distill stage by its own name (the folder is named after the student)."""
+        rows: dict[str, tuple[ModelMetrics, str, str]] = {}
+        for stage, metrics in [(self.name, self.metrics), *self.joined]:
+            distilled = stage != self.name or self.kind == TASK_DISTILL
+            for key, m in self.ranked(metrics):
+                folder = Path(str(m.get("folder") or key)).name if distilled else key
+                rows[key if key not in rows else f"{stage}/{key}"] = (m, stage, folder)
+        return rows
+
+    @cached_property
+    def models(self) -> dict[str, ModelMetrics]:
+        """Own models by the order their source stage ran in (folders and hub ids last, as
+        listed), then the models of the task_distill stages that join this one."""
+        return {key: m for key, (m, _, _) in self.rows.items()}
+
+    def model_dir(self, key: str) -> Path:
+        """The folder of a model's files, relative to the run folder."""
+        _, stage, folder = self.rows.get(key, (None, self.name, key))
+        return Path(stage) / folder
+
+    def find(self, ref: str) -> ModelMetrics | None:
+        """The model of a '<stage>/<model folder>' reference (a task_distill teacher)."""
+        stage, _, folder = ref.partition("/")
+        found = (m for m, s, f in self.rows.values() if (s, f) == (stage, folder))
+        return next(found, None)
+
+    @property
+    def distilled(self) -> list[tuple[str, FinetuneMetrics]]:
+        """The task_distill stages shown in this view: itself, or those that join it."""
+        own = [(self.name, self.metrics)] if self.kind == TASK_DISTILL else []
+        return own + list(self.joined)
 
     @cached_property
     def sets(self) -> list[str]:
@@ -132,6 +178,11 @@ class Run:
     def of_kind(self, *kinds: str) -> list[str]:
         return [name for name, entry in self.stages.items() if entry.get("kind") in kinds]
 
+    def kind(self, name: str) -> str | None:
+        """The kind of a stage of the run; None for a folder, a hub id or an unknown stage."""
+        entry = self.stages.get(name)
+        return entry.get("kind") if entry else None
+
     def lm_stages(self) -> list[str]:
         """The stages that trained a masked LM (pretrain, distill), in execution order."""
         return self.of_kind(*rundir.LM_KINDS)
@@ -140,13 +191,53 @@ class Run:
         """The metrics of a pretrain/distill stage (empty when it has none)."""
         return cast(TrainedMetrics, self.metrics.get(name, {}))
 
+    def host(self, name: str, seen: frozenset[str] = frozenset()) -> str | None:
+        """The view a task_distill stage's model joins: the finetune stage it ``joins``, or the
+        view of the task_distill stage it joins (a teacher from that stage's folder); None when
+        it joins none, so that it is a view of its own."""
+        joins = self.metrics.get(name, {}).get("joins")
+        if not isinstance(joins, str) or joins in seen:
+            return None
+        kind = self.kind(joins)
+        if kind == "finetune":
+            return joins
+        if kind == TASK_DISTILL:
+            return self.host(joins, seen | {name}) or joins
+        return None
+
     @cached_property
     def finetunes(self) -> list[Finetune]:
+        """A view per finetune stage (the task_distill models that join it as rows) and per
+        task_distill stage that joins none, in execution order."""
         order = tuple(self.stages)
-        return [
-            Finetune(name, cast(FinetuneMetrics, self.metrics[name]), order)
-            for name in self.of_kind("finetune")
-        ]
+        joined: dict[str, list[tuple[str, FinetuneMetrics]]] = {}
+        for name in self.of_kind(TASK_DISTILL):
+            if (host := self.host(name)) is not None:
+                joined.setdefault(host, []).append(
+                    (name, cast(FinetuneMetrics, self.metrics[name]))
+                )
+        views = []
+        for name in self.of_kind("finetune", TASK_DISTILL):
+            kind = self.stages[name]["kind"]
+            if kind == TASK_DISTILL and self.host(name) is not None:
+                continue
+            metrics = cast(FinetuneMetrics, self.metrics[name])
+            views.append(Finetune(name, metrics, order, tuple(joined.get(name, [])), kind))
+        return views
+
+    @cached_property
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """Each stage's own config, from the resolved recipe in its folder ({} when unreadable)."""
+        configs: dict[str, dict[str, Any]] = {}
+        for name in self.stages:
+            try:
+                recipe = yaml.safe_load((self.path / name / rundir.RECIPE).read_text("utf-8"))
+            except (OSError, yaml.YAMLError):
+                recipe = None
+            stages = recipe.get("stages") if isinstance(recipe, dict) else None
+            config = stages.get(name) if isinstance(stages, dict) else None
+            configs[name] = config if isinstance(config, dict) else {}
+        return configs
 
 
 def load_run(run_dir: Path) -> Run:
