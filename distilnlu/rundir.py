@@ -156,6 +156,10 @@ class ModelMetrics(TypedDict):
     eval_seconds: float
     eval: dict[str, dict[str, Any]]
     latency_ms: dict[str, float]
+    teacher: NotRequired[str]
+    """task_distill: the fine-tuned teacher."""
+    pool: NotRequired[dict[str, int]]
+    """task_distill: labeled, unlabeled and augmented utterances trained on."""
 
 
 class FinetuneMetrics(TypedDict):

@@ -197,6 +197,10 @@ class FinetuneRun:
         per_epoch = math.ceil(math.ceil(n_train / cfg.batch_size) / world_size())
         return cfg.for_epochs(per_epoch)
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """Keys a subclass adds to the model's ``metrics.json``."""
+        return {}
+
     def keep_best(self, model: EncoderClassifier) -> None:
         """Write the best weights so far (atomically; main process only)."""
         if not is_main():
@@ -236,6 +240,7 @@ class FinetuneRun:
             "eval_seconds": round(time.perf_counter() - start, 1),
             "eval": evaluations,
             "latency_ms": latency_ms(model, self.tokenizer, texts, stage.max_length),
+            **self.extra_metrics(),  # type: ignore[typeddict-item]
         }
         if is_main():  # one writer under a multi-process launch
             for set_name, rows in predictions.items():

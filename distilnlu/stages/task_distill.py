@@ -14,7 +14,7 @@ in the ``finetune`` layout, which the report adds to the table of the teacher's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from transformers import set_seed
 
@@ -34,7 +34,7 @@ from distilnlu.errors import ModelError
 from distilnlu.evaluation.inference import no_grad_eval
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder, load_nlu_model
 from distilnlu.modeling.loading import load_masked_lm
-from distilnlu.rundir import FinetuneMetrics, ModelMetrics
+from distilnlu.rundir import METRICS, FinetuneMetrics, ModelMetrics, read_json
 from distilnlu.stages.common import resolve_ref, write_stage_files
 from distilnlu.stages.finetune import FinetuneRun, Sets, load_sets, model_key
 from distilnlu.supervised_config import ref_stage
@@ -90,7 +90,10 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     sets = load_sets(recipe, stage)
     key = model_key(recipe, stage.student, "full")
     job = TaskDistillRun(recipe, stage, task, out_dir / key, sets, teacher, name)
-    model: ModelMetrics = job.run(stage_hash, None)
+    done = out_dir / key / METRICS
+    # A kill after the model was saved but before the stage's summary: the model is done.
+    saved = read_json(done) if done.is_file() else None
+    model = cast(ModelMetrics, saved) if saved is not None else job.run(stage_hash, None)
     joins = ref_stage(stage.teacher)
     metrics: FinetuneMetrics = {
         "stage": name,
@@ -107,7 +110,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
         "models": {name: model},
         "joins": joins if joins in recipe.stages else None,
         "teacher": stage.teacher,
-        "pool": job.pool_sizes,
+        "pool": model.get("pool", {}),
     }
     if is_main():
         write_stage_files(out_dir, recipe, metrics)
@@ -132,6 +135,9 @@ class TaskDistillRun(FinetuneRun):
         self.distill, self.teacher = stage, teacher
         self.row_source = name
         self.pool_sizes: dict[str, int] = {}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        return {"teacher": self.distill.teacher, "pool": self.pool_sizes}
 
     def build(self) -> EncoderClassifier:
         set_seed(self.recipe.seed)
