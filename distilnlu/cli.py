@@ -65,20 +65,24 @@ def run(
 
 
 def _deploy_hint(cfg: Recipe) -> None:
-    """Where to go next: the commands that ship the last intent + slot model fine-tuned."""
-    from distilnlu.config import FinetuneStage
+    """Where to go next: the commands that ship the last intent + slot model trained."""
+    from distilnlu.config import FinetuneStage, TaskDistillStage
     from distilnlu.stages.finetune import model_key
     from distilnlu.tasks import task_named
 
     for name, stage in reversed(list(cfg.stages.items())):
-        if isinstance(stage, FinetuneStage) and task_named(stage.task).has_slots and stage.models:
+        if isinstance(stage, TaskDistillStage):
+            folder = cfg.run_dir / name / model_key(cfg, stage.student, "full")
+        elif isinstance(stage, FinetuneStage) and task_named(stage.task).has_slots:
             folder = cfg.run_dir / name / model_key(cfg, stage.models[-1], "full")
-            if folder.is_dir():
-                typer.echo(
-                    f"\nShip it (docs/deployment.md):\n  distilnlu export {folder} --int8\n"
-                    f"  distilnlu serve {folder}    # try-it page at http://127.0.0.1:8080/"
-                )
-            return
+        else:
+            continue
+        if folder.is_dir():
+            typer.echo(
+                f"\nShip it (docs/deployment.md):\n  distilnlu export {folder} --int8\n"
+                f"  distilnlu serve {folder}    # try-it page at http://127.0.0.1:8080/"
+            )
+        return
 
 
 def _report(run_dir: Path) -> None:
