@@ -69,11 +69,14 @@ class Headline:
         return number((params or {}).get("non_embedding"))
 
     def same_size_no_teacher(self, model: ModelMetrics) -> ModelMetrics | None:
-        """The view's baseline, else the first other pretrain row, of ``model``'s size."""
+        """The view's baseline, else the first other row of ``model``'s size pretrained from
+        scratch (a pretrain stage with ``init`` may have started from a distilled model)."""
         rows = sorted(self.ft.mode("full"), key=lambda km: not self.ft.is_baseline(km[1]))
         for _, row in rows:
             source = str(row.get("source"))
             if row is model or self.run.kind(source) != "pretrain":
+                continue
+            if (self.run.configs.get(source) or {}).get("init") is not None:
                 continue
             if self.size(row) == self.size(model) and not math.isnan(self.score(row)):
                 return row
