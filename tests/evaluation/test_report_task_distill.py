@@ -234,3 +234,24 @@ def test_fmt_points_and_gap() -> None:
     assert headline.fmt_gap(0.765, 0.769) == "0.4 under"
     assert headline.fmt_gap(0.8, 0.769) == "3.1 over"
     assert headline.fmt_gap(0.7691, 0.769) == "level with"
+
+
+def test_a_same_size_model_pretrained_from_a_distilled_one_is_not_a_no_teacher_baseline(
+    tmp_path: Path,
+) -> None:
+    """``adapted`` (pretrain with init: final) has final's size but learned from a teacher."""
+    run = _make_run(tmp_path / "fake")
+    metrics = json.loads((run / "finetune" / "metrics.json").read_text())
+    del metrics["models"]["baselines"]
+    metrics["baseline"] = None
+    metrics["models"]["adapted"] = _model("adapted", 0.72, "/elsewhere/finetune/adapted")
+    metrics["models"]["adapted"]["parameters"] = SMALL
+    (run / "finetune" / "metrics.json").write_text(json.dumps(metrics))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"]["adapted"] = {"hash": "0" * 16, "kind": "pretrain", "seconds": 1.0}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    stages = STAGES | {"adapted": {"kind": "pretrain", "init": "final", "data": {"domain": 1.0}}}
+    (run / "adapted").mkdir()
+    (run / "adapted" / "recipe.yaml").write_text(yaml.safe_dump({"name": "x", "stages": stages}))
+    lines = headline.headline(run_view.load_run(run))
+    assert "final (distill from teacher_stage2): 5.6 under its teacher teacher_stage2." in lines
