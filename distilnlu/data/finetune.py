@@ -38,6 +38,18 @@ class Encoded:
     word_starts: list[int]
 
 
+def first_subtokens(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """Position of each word's first sub-token (``-1``: truncated away), from a tokenizer's
+    ``word_ids()``; where slot labels go in training and where tags are read in decoding."""
+    starts = [-1] * n_words
+    previous = None
+    for position, word in enumerate(word_ids):
+        if word is not None and word != previous:
+            starts[word] = position
+        previous = word
+    return starts
+
+
 def encode_nlu(
     examples: Sequence[NLUExample],
     tokenizer: PreTrainedTokenizerBase,
@@ -56,15 +68,12 @@ def encode_nlu(
     out = []
     for i, ex in enumerate(examples):
         ids = enc["input_ids"][i]
-        starts = [-1] * len(ex.words)
+        starts = first_subtokens(enc.word_ids(i), len(ex.words))
         slot_labels = [IGNORE] * len(ids)
-        previous = None
-        for position, word in enumerate(enc.word_ids(i)):
-            if word is not None and word != previous:
-                starts[word] = position
-                tag = labels.tag_id(ex.tags[word])
-                slot_labels[position] = tag if tag >= 0 else IGNORE
-            previous = word
+        for word, position in enumerate(starts):
+            tag = labels.tag_id(ex.tags[word]) if position >= 0 else -1
+            if tag >= 0:
+                slot_labels[position] = tag
         out.append(Encoded(ids, labels.intent_id(ex.intent), slot_labels, starts))
     return out
 

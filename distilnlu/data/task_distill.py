@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from distilnlu.data.finetune import IGNORE, Encoded, collate
+from distilnlu.data.finetune import IGNORE, Encoded, collate, first_subtokens
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -64,12 +64,7 @@ def encode_unlabeled(
     out = []
     for i, row in enumerate(words):
         ids = enc["input_ids"][i]
-        starts = [-1] * len(row)
-        previous = None
-        for position, word in enumerate(enc.word_ids(i)):
-            if word is not None and word != previous:
-                starts[word] = position
-            previous = word
+        starts = first_subtokens(enc.word_ids(i), len(row))
         out.append(Encoded(ids, IGNORE, [IGNORE] * len(ids), starts))
     return out
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from transformers import AutoTokenizer
 
+from distilnlu.data.finetune import first_subtokens
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
 from distilnlu.errors import ModelError
@@ -126,13 +127,7 @@ class Parser:
         for row, ((ids, word_ids), words) in enumerate(zip(rows, split, strict=True)):
             input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
-            first = [-1] * len(words.words)
-            previous = None
-            for position, word in enumerate(word_ids):
-                if word is not None and word != previous:
-                    first[word] = position
-                previous = word
-            starts.append(first)
+            starts.append(first_subtokens(word_ids, len(words.words)))
         return input_ids, mask, starts
 
     def _tokenize(self, words: list[list[str]]) -> list[tuple[list[int], list[int | None]]]:

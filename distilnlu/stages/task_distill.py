@@ -16,8 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from transformers import set_seed
-
 from distilnlu.config import Recipe, TaskDistillStage
 from distilnlu.data.augment import Augmenter
 from distilnlu.data.corpus import in_file_order
@@ -32,7 +30,7 @@ from distilnlu.data.task_distill import (
 from distilnlu.distributed import is_main
 from distilnlu.errors import ModelError
 from distilnlu.evaluation.inference import no_grad_eval
-from distilnlu.modeling.classifier import EncoderClassifier, load_encoder, load_nlu_model
+from distilnlu.modeling.classifier import NLU_CONFIG, EncoderClassifier, load_nlu_model
 from distilnlu.modeling.loading import load_masked_lm
 from distilnlu.rundir import METRICS, FinetuneMetrics, ModelMetrics, read_json
 from distilnlu.stages.common import resolve_ref, write_stage_files
@@ -74,7 +72,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     stage = recipe.stages[name]
     assert isinstance(stage, TaskDistillStage)
     teacher_dir = Path(resolve_ref(recipe, stage.teacher))
-    if not (teacher_dir / "nlu_config.json").is_file():
+    if not (teacher_dir / NLU_CONFIG).is_file():
         raise ModelError(
             f"stage '{name}': teacher '{stage.teacher}' ({teacher_dir}) is not a fine-tuned model"
             " folder; name one model of a finetune stage, e.g. finetune/teacher_stage2"
@@ -118,7 +116,8 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
 
 
 class TaskDistillRun(FinetuneRun):
-    """Build the student, pool labeled + unlabeled + augmented utterances, score them with the
+    """Build the student as fine-tuning builds a model (the student encoder, new heads with the
+    teacher's label maps), pool labeled + unlabeled + augmented utterances, score them with the
     teacher once, train against :class:`TaskDistillLoss`, then finish as fine-tuning does."""
 
     def __init__(
@@ -138,16 +137,6 @@ class TaskDistillRun(FinetuneRun):
 
     def extra_metrics(self) -> dict[str, Any]:
         return {"teacher": self.distill.teacher, "pool": self.pool_sizes}
-
-    def build(self) -> EncoderClassifier:
-        set_seed(self.recipe.seed)
-        return EncoderClassifier(
-            load_encoder(self.source),
-            self.labels,
-            task=self.task,
-            pooling=self.stage.pooling,
-            dropout=self.stage.dropout,
-        )
 
     def unlabeled_words(self) -> list[list[str]]:
         """Distinct utterances of the unlabeled corpora that are not training utterances."""
