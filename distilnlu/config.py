@@ -292,16 +292,20 @@ class Recipe(StrictModel):
         for key, ref in encoders.items():
             if ref in self.stages and self.stages[ref].kind not in LM_KINDS:
                 raise ValueError(f"stage '{name}': {key} '{ref}' is a stage that trains no encoder")
-        task = "intent_slot"
-        teacher_stage = self.stages.get(ref_stage(stage.teacher))
-        if teacher_stage is not None:
-            if not isinstance(teacher_stage, FinetuneStage) or "/" not in stage.teacher:
+        tasks = set()
+        for teacher in stage.teachers:
+            teacher_stage = self.stages.get(ref_stage(teacher))
+            if teacher_stage is None:
+                continue
+            if not isinstance(teacher_stage, FinetuneStage) or "/" not in teacher:
                 raise ValueError(
-                    f"stage '{name}': teacher '{stage.teacher}' must be a fine-tuned model,"
+                    f"stage '{name}': teacher '{teacher}' must be a fine-tuned model,"
                     " '<finetune stage>/<model>' (e.g. finetune/teacher_stage2)"
                 )
-            task = teacher_stage.task
-        self._check_labeled(name, stage, task)
+            tasks.add(teacher_stage.task)
+        if len(tasks) > 1:
+            raise ValueError(f"stage '{name}': its teachers mix tasks ({', '.join(sorted(tasks))})")
+        self._check_labeled(name, stage, tasks.pop() if tasks else "intent_slot")
 
     def _check_labeled(self, name: str, stage: SupervisedStage, task: str) -> None:
         for set_name in stage.labeled_sets:

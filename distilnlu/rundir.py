@@ -156,8 +156,10 @@ class ModelMetrics(TypedDict):
     eval_seconds: float
     eval: dict[str, dict[str, Any]]
     latency_ms: dict[str, float]
-    teacher: NotRequired[str]
-    """task_distill: the fine-tuned teacher."""
+    slot_prior: NotRequired[dict[str, Any]]
+    """Slot models: the tag prior's weight chosen on dev and the dev slot F1 of each weight."""
+    teacher: NotRequired[str | list[str]]
+    """task_distill: the fine-tuned teacher, or the teachers of an ensemble."""
     pool: NotRequired[dict[str, int]]
     """task_distill: labeled, unlabeled and augmented utterances trained on."""
 
@@ -174,7 +176,7 @@ class FinetuneMetrics(TypedDict):
     models: dict[str, ModelMetrics]
     joins: NotRequired[str | None]
     """task_distill: the finetune stage whose table the model joins in the report."""
-    teacher: NotRequired[str]
+    teacher: NotRequired[str | list[str]]
     pool: NotRequired[dict[str, int]]
     """task_distill: labeled, unlabeled and augmented utterances trained on."""
 

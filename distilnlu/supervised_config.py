@@ -30,6 +30,11 @@ class SupervisedStage(StrictModel):
         "mean", description="Sentence vector for the intent/pair head: mean of tokens or <s>."
     )
     slot_weight: float = Field(1.0, ge=0.0, description="Weight of the slot loss (intent: 1).")
+    slot_prior: bool = Field(
+        True,
+        description="Decode slots with the training set's tag-bigram prior, weighted by the"
+        " weight (0 to 1) that gives the best dev slot F1; false: constrained decoding alone.",
+    )
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the heads.")
     patience: int = Field(5, ge=1, description="Evaluations without dev improvement = stop.")
     min_delta: float = Field(
@@ -137,8 +142,9 @@ class TaskDistillStage(SupervisedStage):
     """
 
     kind: Literal["task_distill"]
-    teacher: str = Field(
-        description="The fine-tuned teacher: '<finetune stage>/<model>' or a model folder."
+    teacher: str | list[str] = Field(
+        description="The fine-tuned teacher, '<finetune stage>/<model>' or a model folder; or a"
+        " list of them, whose tempered distributions are averaged (an ensemble teacher)."
     )
     student: str = Field(
         description="Encoder the student starts from: stage name, local folder or hub id."
@@ -150,9 +156,27 @@ class TaskDistillStage(SupervisedStage):
     loss: TaskDistillLossConfig = Field(default_factory=TaskDistillLossConfig)
     augment: AugmentConfig | None = Field(None, description="Augment the training utterances.")
 
+    @model_validator(mode="after")
+    def _teachers(self) -> TaskDistillStage:
+        if not self.teachers:
+            raise ValueError("`teacher` lists no model; name one fine-tuned model or several")
+        if len(set(self.teachers)) != len(self.teachers):
+            raise ValueError("`teacher` lists a model twice")
+        if len(self.teachers) > 1 and self.loss.hidden_weight > 0:
+            raise ValueError(
+                "loss.hidden_weight needs one teacher (hidden states of an ensemble are not"
+                " defined): name one teacher or set loss.hidden_weight: 0"
+            )
+        return self
+
+    @property
+    def teachers(self) -> list[str]:
+        """The teacher references, one or more."""
+        return [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
+
     def corpora_used(self) -> list[str]:
         return list(self.unlabeled)
 
     def stage_refs(self) -> list[str]:
-        refs = [self.teacher, self.student, *([self.augment.model] if self.augment else [])]
+        refs = [*self.teachers, self.student, *([self.augment.model] if self.augment else [])]
         return list(dict.fromkeys(ref_stage(r) for r in refs))

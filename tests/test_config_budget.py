@@ -164,6 +164,16 @@ def test_teacher_of_a_stage_that_is_not_finetune_even_with_a_model(tiny_recipe_f
         load_recipe(tiny_recipe_file(with_stages(teacher="teacher_stage2/model")))
 
 
+def test_an_ensemble_of_teachers_reads_every_teacher_stage(tiny_recipe_file):
+    ensemble = ["finetune/teacher_stage1", "finetune/teacher_stage2"]
+    recipe = load_recipe(tiny_recipe_file(with_stages(teacher=ensemble)))
+    stage = recipe.stages["task"]
+    assert isinstance(stage, TaskDistillStage) and stage.teachers == ensemble
+    assert recipe.upstream("task") == ["finetune", "teacher_stage1", "teacher_stage2"]
+    single = load_recipe(tiny_recipe_file(with_stages()))
+    assert recipe.stage_hash("task") != single.stage_hash("task")
+
+
 def test_teacher_as_a_folder_is_accepted(tiny_recipe_file, tmp_path):
     recipe = load_recipe(tiny_recipe_file(with_stages(teacher=str(tmp_path / "my_teacher"))))
     assert recipe.upstream("task") == ["teacher_stage1", "teacher_stage2"]
@@ -186,6 +196,19 @@ def test_unlabeled_corpus_must_be_defined(tiny_recipe_file):
         ({"train": "nope"}, "labeled set 'nope'"),
         ({"augment": {"model": "teacher_stage2", "copies": 0}}, "copies"),
         ({"loss": {"temperature": 0}}, "temperature"),
+        ({"teacher": []}, "`teacher` lists no model"),
+        ({"teacher": ["finetune/teacher_stage2"] * 2}, "`teacher` lists a model twice"),
+        (
+            {
+                "teacher": ["finetune/teacher_stage1", "finetune/teacher_stage2"],
+                "loss": {"hidden_weight": 1.0},
+            },
+            "loss.hidden_weight needs one teacher",
+        ),
+        (
+            {"teacher": ["finetune/teacher_stage2", "teacher_stage1"]},
+            "teacher 'teacher_stage1' must be a fine-tuned model",
+        ),
     ],
 )
 def test_task_distill_stage_errors(tiny_recipe_file, changes, fragment):

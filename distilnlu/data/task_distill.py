@@ -8,6 +8,7 @@ hard slot labels sit on, and put back at those positions when a batch is built.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -97,6 +98,21 @@ def collate_distill(
             slots[row, starts] = target.slots.float()
         batch["word_mask"], batch["teacher_slots"] = mask, slots
     return batch
+
+
+def ensemble_logits(logits: Sequence[torch.Tensor], temperature: float) -> torch.Tensor:
+    """Logits ``[..., C]`` whose tempered softmax is the mean of the teachers' tempered softmaxes.
+
+    ``T · log(mean_k softmax(z_k / T))``: the soft CE applies ``softmax(· / T)`` to stored
+    logits, so the ensemble is kept in the same form as one teacher's scores. One teacher's
+    logits are returned as they are (the formula would only shift each row by a constant).
+    """
+    if not logits:
+        raise ValueError("ensemble_logits needs at least one teacher's logits")
+    if len(logits) == 1:
+        return logits[0]
+    tempered = torch.stack([torch.log_softmax(z.float() / temperature, dim=-1) for z in logits])
+    return temperature * (torch.logsumexp(tempered, dim=0) - math.log(len(logits)))
 
 
 def targets_from_logits(

@@ -200,6 +200,7 @@ def export_model(
             reference.labels,
             max_length=reference.max_length,
             backend=backend,
+            prior=reference.prior,
         )
         parity = compare(reference, candidate, texts, gold)
         report["files"][backend] = {

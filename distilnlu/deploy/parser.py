@@ -20,9 +20,9 @@ from distilnlu.data.finetune import first_subtokens
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
 from distilnlu.errors import ModelError
-from distilnlu.evaluation.decoding import BIODecoder
+from distilnlu.evaluation.decoding import BIODecoder, TagPrior
 from distilnlu.evaluation.metrics import chunks
-from distilnlu.modeling.classifier import read_nlu_config
+from distilnlu.modeling.classifier import read_nlu_config, read_slot_prior
 from distilnlu.tasks import task_named
 
 _WORD = re.compile(r"\S+")
@@ -91,11 +91,14 @@ class Parser:
         max_length: int = DEFAULT_MAX_LENGTH,
         backend: str = "torch",
         name: str = "",
+        prior: TagPrior | None = None,
     ) -> None:
         self.run, self.tokenizer, self.labels = run, tokenizer, labels
         self.max_length, self.backend, self.name = max_length, backend, name
+        self.prior = prior
         self._fast = _private_fast_tokenizer(tokenizer, max_length)
-        self.decoder = BIODecoder(labels.slot_tags)  # its masks are built once, not per call
+        # Built once, not per call; the model's slot prior, as evaluation decodes with it.
+        self.decoder = BIODecoder(labels.slot_tags, prior)
 
     @classmethod
     def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
@@ -107,13 +110,15 @@ class Parser:
                 " models (evaluate it with `distilnlu evaluate`)"
             )
         chosen = resolve_backend(folder, backend)
+        labels = LabelVocab.load(folder)
         return cls(
             load_backend(folder, chosen, threads),
             AutoTokenizer.from_pretrained(str(folder)),
-            LabelVocab.load(folder),
+            labels,
             max_length=int(settings.get("max_length", DEFAULT_MAX_LENGTH)),
             backend=chosen,
             name=folder.name,
+            prior=read_slot_prior(folder, settings, len(labels.slot_tags)),
         )
 
     def encode(self, split: Sequence[Words]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:

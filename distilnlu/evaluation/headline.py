@@ -117,13 +117,17 @@ class Headline:
         name = str(model.get("source"))
         written = (m.get("teacher") for stage, m in self.ft.distilled if stage == name)
         teacher = next(written, None) or config.get("teacher")
-        what = f"task_distill from {teacher}" if teacher else TASK_DISTILL
+        teachers = [teacher] if isinstance(teacher, str) else [str(t) for t in teacher or []]
+        what = f"task_distill from {names(teachers)}" if teachers else TASK_DISTILL
         student = config.get("student")
         ref = self.full_row(student) if student is not None else None
         parts = [self.over(value, ref, str(student))] if ref is not None else []
-        teacher_row = self.ft.find(str(teacher)) if teacher else None
-        if not math.isnan(self.score(teacher_row)):
-            parts.append(f"{fmt_gap(value, self.score(teacher_row))} its teacher")
+        scored = [(self.score(self.ft.find(t)), t) for t in teachers]
+        scored = [(s, t) for s, t in scored if not math.isnan(s)]
+        if scored:
+            best, which = max(scored)
+            its = "its teacher" if len(teachers) == 1 else f"its best teacher {which}"
+            parts.append(f"{fmt_gap(value, best)} {its}")
         return what, ", ".join(parts)
 
     def sentence(self, model: ModelMetrics) -> str | None:

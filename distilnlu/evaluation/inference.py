@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.finetune import Encoded, encode_nlu, encode_pairs, eval_batches
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.evaluation.decoding import BIODecoder
+from distilnlu.evaluation.decoding import BIODecoder, TagPrior
 from distilnlu.evaluation.metrics import nlu_metrics, pair_accuracy
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class Classifier(Protocol):
     :class:`~distilnlu.modeling.classifier.EncoderClassifier` is one."""
 
     labels: LabelVocab
+    slot_prior: TagPrior | None
     training: bool
 
     def __call__(
@@ -56,34 +58,47 @@ def no_grad_eval(model: nn.Module | Classifier) -> Iterator[torch.device]:
         model.train(was_training)
 
 
-def predict(
+def score(
     model: Classifier, items: Sequence[Encoded], batch_size: int, pad_id: int
-) -> tuple[list[int], list[float], list[list[int]]]:
-    """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated).
-
-    Tags are the most probable valid BIO sequence (:class:`BIODecoder`), not a per-word argmax.
-    """
+) -> tuple[list[int], list[float], list[np.ndarray] | None]:
+    """Per item: predicted intent id, its probability and, for a slot model, the slot logits
+    ``[T_i, S]`` of the item's own sub-tokens (None for a model without slots)."""
     intents: list[int] = [0] * len(items)
     confidence: list[float] = [0.0] * len(items)
-    word_tags: list[list[int]] = [[] for _ in items]
-    decoder = BIODecoder(model.labels.slot_tags)
+    slots: list[np.ndarray] = [np.zeros((0, 0))] * len(items)
+    has_slots = False
     with no_grad_eval(model) as device:
         for indices, batch in eval_batches(items, batch_size, pad_id):
             intent_logits, slot_logits = model(
                 batch["input_ids"].to(device), batch["attention_mask"].to(device)
             )
-            probs = intent_logits.float().softmax(-1)
-            best = probs.max(-1)
+            best = intent_logits.float().softmax(-1).max(-1)
             if slot_logits is not None:
-                # Constrained decoding, not argmax: only valid BIO reaches the metric.
+                has_slots = True
                 scores = slot_logits.float().cpu().numpy()
-                starts = [items[i].word_starts for i in indices]
-                for i, tags in zip(indices, decoder.decode_batch(scores, starts), strict=True):
-                    word_tags[i] = tags
+                for row, i in enumerate(indices):
+                    slots[i] = scores[row, : len(items[i].input_ids)]
             for row, i in enumerate(indices):
                 intents[i] = int(best.indices[row])
                 confidence[i] = float(best.values[row])
-    return intents, confidence, word_tags
+    return intents, confidence, slots if has_slots else None
+
+
+def predict(
+    model: Classifier, items: Sequence[Encoded], batch_size: int, pad_id: int
+) -> tuple[list[int], list[float], list[list[int]]]:
+    """Per item: predicted intent id, its probability, and a tag id per word (-1: truncated).
+
+    Tags are the most probable valid BIO sequence (:class:`BIODecoder`, with the model's slot
+    prior if it has one), not a per-word argmax.
+    """
+    intents, confidence, slots = score(model, items, batch_size, pad_id)
+    if slots is None:
+        return intents, confidence, [[] for _ in items]
+    # Constrained decoding, not argmax: only valid BIO reaches the metric.
+    decoder = BIODecoder(model.labels.slot_tags, model.slot_prior)
+    tags = [decoder.decode_words(s, it.word_starts) for s, it in zip(slots, items, strict=True)]
+    return intents, confidence, tags
 
 
 def _majority(values: Sequence[str]) -> str:

@@ -242,8 +242,10 @@ def distill_notes(ft: Finetune) -> list[str]:
     for stage, metrics in ft.distilled:
         pool = metrics.get("pool") or {}
         counts = [f"{fmt_int(pool.get(k))} {k}" for k in ("labeled", "unlabeled", "augmented")]
+        teacher = metrics.get("teacher", "?")
+        source = teacher if isinstance(teacher, str) else f"the ensemble of {', '.join(teacher)}"
         notes.append(
-            f"{stage}: task_distill from {metrics.get('teacher', '?')}, trained on "
+            f"{stage}: task_distill from {source}, trained on "
             f"{', '.join(counts[:2])} and {counts[2]} utterances."
         )
     return notes

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ModelError
+from distilnlu.evaluation.decoding import TagPrior
 from distilnlu.modeling.loading import looks_like_hub_id
 from distilnlu.rundir import write_json
 from distilnlu.tasks import INTENT_SLOT, Task, task_named
@@ -80,6 +81,7 @@ class EncoderClassifier(nn.Module):
         hidden = encoder.config.hidden_size
         self.encoder, self.labels, self.task, self.pooling = encoder, labels, task, pooling
         self.frozen = False
+        self.slot_prior: TagPrior | None = None  # set after training (tuned on dev), saved
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, len(labels.intents))
         self.slot_head = nn.Linear(hidden, len(labels.slot_tags)) if task.has_slots else None
@@ -140,6 +142,8 @@ class EncoderClassifier(nn.Module):
             "encoder": "frozen" if self.frozen else "full",
             **(extra or {}),
         }
+        if self.slot_prior is not None:
+            settings["slot_prior"] = self.slot_prior.to_json()
         write_json(folder / NLU_CONFIG, settings)
 
 
@@ -167,4 +171,19 @@ def load_nlu_model(folder: str | Path) -> EncoderClassifier:
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
         raise ModelError(f"{folder}/{HEADS_FILE} does not fit the model: {missing or unexpected}")
+    model.slot_prior = read_slot_prior(folder, settings, len(model.labels.slot_tags))
     return model.eval()
+
+
+def read_slot_prior(folder: str | Path, settings: dict, n_tags: int) -> TagPrior | None:
+    """The slot prior of a model folder's ``nlu_config.json`` (None when it has none)."""
+    raw = settings.get("slot_prior")
+    if raw is None:
+        return None
+    try:
+        return TagPrior.from_json(raw, n_tags)
+    except ValueError as exc:
+        raise ModelError(
+            f"{Path(folder) / NLU_CONFIG}: slot_prior: {exc}; fine-tune the model again or"
+            " delete the key to decode without the prior"
+        ) from None

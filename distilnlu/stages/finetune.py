@@ -23,7 +23,8 @@ from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import Encoded, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
 from distilnlu.distributed import is_main, world_size
-from distilnlu.evaluation.inference import latency_ms
+from distilnlu.evaluation.decoding import TagPrior, tune_prior
+from distilnlu.evaluation.inference import latency_ms, score
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
 from distilnlu.modeling.presets import count_parameters
@@ -209,6 +210,22 @@ class FinetuneRun:
         with atomic_path(self.out_dir / BEST_WEIGHTS) as tmp:
             save_file(state, str(tmp))
 
+    def tune_slot_prior(self, model: EncoderClassifier) -> dict[str, Any]:
+        """Give ``model`` the training set's tag prior at the weight best on dev slot F1 (see
+        :func:`tune_prior`); what was measured, for ``metrics.json``."""
+        stage, tags = self.stage, self.labels.slot_tags
+        ids = {tag: i for i, tag in enumerate(tags)}
+        train = [[ids.get(t, -1) for t in ex.tags] for ex in self.sets[stage.train]]
+        counts = TagPrior.count((s for s in train if -1 not in s), len(tags))
+        dev = self.sets[stage.dev]
+        items = self.encode(dev)
+        _, _, scores = score(model, items, stage.eval_batch_size, self.tokenizer.pad_token_id)
+        assert scores is not None  # a slot task's model has a slot head
+        starts = [it.word_starts for it in items]
+        gold = [list(ex.tags) for ex in dev]
+        model.slot_prior, f1 = tune_prior(counts, tags, scores, starts, gold)
+        return {"weight": model.slot_prior.weight, "dev_slot_f1": f1}
+
     def finish(
         self,
         model: EncoderClassifier,
@@ -223,6 +240,7 @@ class FinetuneRun:
         """
         stage, out_dir = self.stage, self.out_dir
         start = time.perf_counter()
+        prior = self.tune_slot_prior(model) if self.task.has_slots and stage.slot_prior else None
         evaluations, predictions = {}, {}
         for set_name in dict.fromkeys([stage.dev, *stage.test]):
             evaluations[set_name], predictions[set_name] = self.evaluate(model, set_name)
@@ -242,6 +260,8 @@ class FinetuneRun:
             "latency_ms": latency_ms(model, self.tokenizer, texts, stage.max_length),
             **self.extra_metrics(),  # type: ignore[typeddict-item]
         }
+        if prior is not None:
+            metrics["slot_prior"] = prior
         if is_main():  # one writer under a multi-process launch
             for set_name, rows in predictions.items():
                 write_jsonl(out_dir / predictions_file(set_name), rows)

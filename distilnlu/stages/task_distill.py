@@ -13,6 +13,7 @@ in the ``finetune`` layout, which the report adds to the table of the teacher's 
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from distilnlu.data.task_distill import (
     TeacherTargets,
     collate_distill,
     encode_unlabeled,
+    ensemble_logits,
     new_texts,
     targets_from_logits,
 )
@@ -45,9 +47,11 @@ from distilnlu.training.task_distill import TaskDistillObjective, TaskDistillStu
 
 
 def check_tokenizers(recipe: Recipe, stage: TaskDistillStage, name: str) -> None:
-    """Teacher, student (and augmenting LM) must split text the same way; checked before any
+    """Teachers, student (and augmenting LM) must split text the same way; checked before any
     data is read or model loaded, since the soft targets are per sub-token position."""
-    refs = {"teacher": stage.teacher, "student": stage.student}
+    teachers = stage.teachers
+    refs = {("teacher" if len(teachers) == 1 else f"teacher {t}"): t for t in teachers}
+    refs["student"] = stage.student
     if stage.augment is not None:
         refs["augment.model"] = stage.augment.model
     vocabs = {}
@@ -58,41 +62,56 @@ def check_tokenizers(recipe: Recipe, stage: TaskDistillStage, name: str) -> None
             raise ModelError(
                 f"stage '{name}': cannot load the {key}'s tokenizer ({ref}): {exc}"
             ) from None
+    first = next(iter(refs))
     for key in refs:
-        if vocabs[key] != vocabs["teacher"]:
+        if vocabs[key] != vocabs[first]:
             raise ModelError(
-                f"stage '{name}': the {key} ({refs[key]}) and the teacher ({stage.teacher}) use"
-                f" different tokenizers ({len(vocabs[key])} vs {len(vocabs['teacher'])} tokens);"
+                f"stage '{name}': the {key} ({refs[key]}) and the teacher ({teachers[0]}) use"
+                f" different tokenizers ({len(vocabs[key])} vs {len(vocabs[first])} tokens);"
                 " task distillation needs one tokenizer: start the student from an encoder"
                 " trained with the teacher's tokenizer"
             )
 
 
+def load_teachers(recipe: Recipe, stage: TaskDistillStage, name: str) -> list[EncoderClassifier]:
+    """The fine-tuned teachers: intent + slot models with one label vocabulary."""
+    teachers: list[EncoderClassifier] = []
+    for ref in stage.teachers:
+        folder = Path(resolve_ref(recipe, ref))
+        if not (folder / NLU_CONFIG).is_file():
+            raise ModelError(
+                f"stage '{name}': teacher '{ref}' ({folder}) is not a fine-tuned model folder;"
+                " name one model of a finetune stage, e.g. finetune/teacher_stage2"
+            )
+        teacher = load_nlu_model(folder)
+        if not teacher.task.has_slots:
+            raise ModelError(
+                f"stage '{name}': teacher '{ref}' is a {teacher.task.name!r} model; task"
+                " distillation takes intent + slot teachers"
+            )
+        if teachers and teacher.labels != teachers[0].labels:
+            raise ModelError(
+                f"stage '{name}': teachers '{stage.teachers[0]}' and '{ref}' have different"
+                " intent or slot labels; an ensemble needs teachers fine-tuned on one label set"
+            )
+        teachers.append(teacher)
+    return teachers
+
+
 def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMetrics:
     stage = recipe.stages[name]
     assert isinstance(stage, TaskDistillStage)
-    teacher_dir = Path(resolve_ref(recipe, stage.teacher))
-    if not (teacher_dir / NLU_CONFIG).is_file():
-        raise ModelError(
-            f"stage '{name}': teacher '{stage.teacher}' ({teacher_dir}) is not a fine-tuned model"
-            " folder; name one model of a finetune stage, e.g. finetune/teacher_stage2"
-        )
     check_tokenizers(recipe, stage, name)
-    teacher = load_nlu_model(teacher_dir)
-    task = teacher.task
-    if not task.has_slots:
-        raise ModelError(
-            f"stage '{name}': teacher '{stage.teacher}' is a {task.name!r} model; task"
-            " distillation takes intent + slot teachers"
-        )
+    teachers = load_teachers(recipe, stage, name)
+    task, labels = teachers[0].task, teachers[0].labels
     sets = load_sets(recipe, stage)
     key = model_key(recipe, stage.student, "full")
-    job = TaskDistillRun(recipe, stage, task, out_dir / key, sets, teacher, name)
+    job = TaskDistillRun(recipe, stage, task, out_dir / key, sets, teachers, name)
     done = out_dir / key / METRICS
     # A kill after the model was saved but before the stage's summary: the model is done.
     saved = read_json(done) if done.is_file() else None
     model = cast(ModelMetrics, saved) if saved is not None else job.run(stage_hash, None)
-    joins = ref_stage(stage.teacher)
+    joins = ref_stage(stage.teachers[0])
     metrics: FinetuneMetrics = {
         "stage": name,
         "task": task.name,
@@ -102,8 +121,8 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
         "primary": stage.test[0] if stage.test else stage.dev,
         "train_examples": len(sets[stage.train]),
         "labels": {
-            "intents": len(teacher.labels.intents),
-            "slot_tags": len(teacher.labels.slot_tags),
+            "intents": len(labels.intents),
+            "slot_tags": len(labels.slot_tags),
         },
         "models": {name: model},
         "joins": joins if joins in recipe.stages else None,
@@ -118,7 +137,8 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
 class TaskDistillRun(FinetuneRun):
     """Build the student as fine-tuning builds a model (the student encoder, new heads with the
     teacher's label maps), pool labeled + unlabeled + augmented utterances, score them with the
-    teacher once, train against :class:`TaskDistillLoss`, then finish as fine-tuning does."""
+    teacher (or the teachers' ensemble) once, train against :class:`TaskDistillLoss`, then
+    finish as fine-tuning does."""
 
     def __init__(
         self,
@@ -127,11 +147,12 @@ class TaskDistillRun(FinetuneRun):
         task: Task,
         out_dir: Path,
         sets: Sets,
-        teacher: EncoderClassifier,
+        teachers: list[EncoderClassifier],
         name: str,
     ) -> None:
-        super().__init__(recipe, stage, task, stage.student, "full", out_dir, sets, teacher.labels)
-        self.distill, self.teacher = stage, teacher
+        labels = teachers[0].labels
+        super().__init__(recipe, stage, task, stage.student, "full", out_dir, sets, labels)
+        self.distill, self.teachers = stage, teachers
         self.row_source = name
         self.pool_sizes: dict[str, int] = {}
 
@@ -168,14 +189,21 @@ class TaskDistillRun(FinetuneRun):
         return labeled + extra
 
     def score(self, items: list[Encoded]) -> list[TeacherTargets]:
-        """The teacher's scores for every item (eval mode: the same on every call)."""
+        """The teachers' scores for every item (eval mode: the same on every call); several
+        teachers' are averaged at the loss's temperature (:func:`ensemble_logits`)."""
         targets: list[TeacherTargets | None] = [None] * len(items)
-        with no_grad_eval(self.teacher) as device:
+        temperature = self.distill.loss.temperature
+        with ExitStack() as stack:
+            devices = [stack.enter_context(no_grad_eval(t)) for t in self.teachers]
             for indices, batch in eval_batches(items, self.stage.eval_batch_size, self.pad_id):
-                intent, slots = self.teacher(
-                    batch["input_ids"].to(device), batch["attention_mask"].to(device)
-                )
-                rows = targets_from_logits([items[i] for i in indices], intent, slots)
+                outputs = [
+                    teacher(batch["input_ids"].to(d), batch["attention_mask"].to(d))
+                    for teacher, d in zip(self.teachers, devices, strict=True)
+                ]
+                intent = ensemble_logits([i for i, _ in outputs], temperature)
+                slots = [s for _, s in outputs if s is not None]
+                both = ensemble_logits(slots, temperature) if slots else None
+                rows = targets_from_logits([items[i] for i in indices], intent, both)
                 for i, target in zip(indices, rows, strict=True):
                     targets[i] = target
         return [t for t in targets if t is not None]
@@ -188,7 +216,7 @@ class TaskDistillRun(FinetuneRun):
         loss = self.distill.loss
         if loss.hidden_weight <= 0:
             return TaskDistillStudent(model, None)
-        s_cfg, t_cfg = model.encoder.config, self.teacher.encoder.config
+        s_cfg, t_cfg = model.encoder.config, self.teachers[0].encoder.config
         layer_map = loss.layer_map or uniform_layer_map(
             s_cfg.num_hidden_layers, t_cfg.num_hidden_layers
         )
@@ -209,7 +237,7 @@ class TaskDistillRun(FinetuneRun):
             stopper,
             self.task.score,
             on_best=lambda step: self.keep_best(model),
-            teacher=self.teacher,
+            teacher=self.teachers[0],
             hidden_weight=loss.hidden_weight,
         )
         with_slots = self.task.has_slots

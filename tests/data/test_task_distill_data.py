@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -14,6 +15,7 @@ from distilnlu.data.task_distill import (
     TeacherTargets,
     collate_distill,
     encode_unlabeled,
+    ensemble_logits,
     new_texts,
     normalise,
     targets_from_logits,
@@ -193,3 +195,30 @@ def test_new_texts_stops_reading_at_the_limit():
 
 def test_encode_unlabeled_of_nothing():
     assert encode_unlabeled([], None, 8) == []  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- ensemble teacher
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_ensemble_logits_give_the_mean_of_the_tempered_distributions(temperature):
+    g = torch.Generator().manual_seed(3)
+    teachers = [torch.randn(4, 6, 7, generator=g) * 4 for _ in range(3)]
+    combined = torch.softmax(ensemble_logits(teachers, temperature) / temperature, dim=-1)
+    for b in range(4):
+        for t in range(6):
+            want = [0.0] * 7
+            for z in teachers:
+                row = [math.exp(float(v) / temperature) for v in z[b, t]]
+                want = [w + r / sum(row) / len(teachers) for w, r in zip(want, row, strict=True)]
+            assert combined[b, t].tolist() == pytest.approx(want, abs=1e-6)
+
+
+def test_one_teachers_logits_are_kept_as_they_are():
+    z = torch.randn(3, 5)
+    assert ensemble_logits([z], 2.0) is z
+
+
+def test_an_ensemble_of_no_teacher_is_an_error():
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble_logits([], 2.0)

@@ -4,6 +4,7 @@ when they join none, and the headline of what each stage bought."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def _stage_metrics(name: str, models: dict[str, Any], baseline: str | None) -> d
     return metrics | {"dev": "dev", "primary": "test", "models": models}
 
 
-def _task_distill(run: Path, name: str, joins: str | None, teacher: str) -> None:
+def _task_distill(run: Path, name: str, joins: str | None, teacher: str | list[str]) -> None:
     folder = f"/elsewhere/{run.name}/{name}/final"  # written on another machine: only its name
     metrics = _stage_metrics(name, {name: _model(name, EM[name], folder)}, None)
     metrics |= {"joins": joins, "teacher": teacher}
@@ -255,3 +256,24 @@ def test_a_same_size_model_pretrained_from_a_distilled_one_is_not_a_no_teacher_b
     (run / "adapted" / "recipe.yaml").write_text(yaml.safe_dump({"name": "x", "stages": stages}))
     lines = headline.headline(run_view.load_run(run))
     assert "final (distill from teacher_stage2): 5.6 under its teacher teacher_stage2." in lines
+
+
+def test_an_ensemble_teacher_is_named_and_its_best_member_compared(tmp_path: Path) -> None:
+    run = _make_run(tmp_path / "fake")
+    shutil.rmtree(run / "final_task" / "final")
+    ensemble = ["finetune/teacher_stage1", "finetune/teacher_stage2", "finetune/final"]
+    _task_distill(run, "final_task", "finetune", ensemble)
+    lines = headline.headline(run_view.load_run(run))
+    assert lines[5] == (
+        "final_task (task_distill from finetune/teacher_stage1, finetune/teacher_stage2,"
+        " finetune/final): +5.2 EM over final, 0.4 under its best teacher"
+        " finetune/teacher_stage2."
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "available", lambda: False)
+        index = report.write_report(run)
+    md = (index.parent / "report.md").read_text()
+    assert (
+        "final_task: task_distill from the ensemble of finetune/teacher_stage1,"
+        " finetune/teacher_stage2, finetune/final, trained on 500 labeled"
+    ) in md

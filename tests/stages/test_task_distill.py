@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -318,4 +319,43 @@ def test_teacher_that_is_no_fine_tuned_model_folder(finished, tmp_path):
     )
     with pytest.raises(ModelError, match=r"stage 'task': teacher .* is not a fine-tuned model"):
         run_recipe(load_recipe(path), log=lambda _: None)
+    assert sorted(p.name for p in (tmp_path / "runs/tiny/task").iterdir()) == [".stage_hash"]
+
+
+def ensemble_recipe(tmp_path: Path, run: Path, second: Path) -> Path:
+    return alone(
+        tmp_path,
+        teacher=[str(run / "finetune" / "teacher_stage2"), str(second)],
+        student=str(run / "teacher_stage1"),
+        unlabeled=[],
+        augment=None,
+        training={"max_steps": 4, "batch_size": BATCH, "eval_every": 4},
+    )
+
+
+def test_an_ensemble_teacher_trains_on_the_mean_of_its_teachers(finished, tmp_path):
+    _, recipe, _ = finished
+    run = recipe.run_dir
+    second = run / "task_stop" / "teacher_stage1"  # the same labels, another model
+    results = run_recipe(load_recipe(ensemble_recipe(tmp_path, run, second)), log=lambda _: None)
+    metrics = results["task"]
+    assert metrics["teacher"] == [str(run / "finetune" / "teacher_stage2"), str(second)]
+    assert metrics["models"]["task"]["steps"] == 4
+    first = next(r for r in rows(tmp_path / "runs/tiny/task/teacher_stage1") if "loss" in r)
+    single = next(r for r in rows(run / "task_stop" / "teacher_stage1") if "loss" in r)
+    # Same student, same first batch, same gold labels: only the soft targets differ.
+    assert first["hard_intent"] == pytest.approx(single["hard_intent"], rel=1e-6)
+    assert first["soft_intent"] != pytest.approx(single["soft_intent"], rel=1e-3)
+
+
+def test_an_ensemble_of_teachers_with_other_labels_is_refused(finished, tmp_path):
+    _, recipe, _ = finished
+    run = recipe.run_dir
+    second = tmp_path / "relabeled"
+    shutil.copytree(run / "finetune" / "teacher_stage2", second)
+    labels = json.loads((second / "labels.json").read_text())
+    labels["intents"][0] = "renamed_intent"
+    (second / "labels.json").write_text(json.dumps(labels))
+    with pytest.raises(ModelError, match=r"teachers '.*' and '.*relabeled' have different"):
+        run_recipe(load_recipe(ensemble_recipe(tmp_path, run, second)), log=lambda _: None)
     assert sorted(p.name for p in (tmp_path / "runs/tiny/task").iterdir()) == [".stage_hash"]
