@@ -33,7 +33,10 @@ class SupervisedStage(StrictModel):
     slot_prior: bool = Field(
         True,
         description="Decode slots with the training set's tag-bigram prior, weighted by the"
-        " weight (0 to 1) that gives the best dev slot F1; false: constrained decoding alone.",
+        " weight (0 to 1) best on dev (slot_prior_metric); false: constrained decoding alone.",
+    )
+    slot_prior_metric: Literal["slot_f1", "exact_match"] = Field(
+        "slot_f1", description="The dev metric the slot prior's weight is chosen on."
     )
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the heads.")
     patience: int = Field(5, ge=1, description="Evaluations without dev improvement = stop.")

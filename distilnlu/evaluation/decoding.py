@@ -8,7 +8,7 @@ sequence under the model's independent per-word tag distributions: ``I-x`` only 
 or ``I-x``, never first; everything else is allowed.
 
 Optionally the path score also weighs in a :class:`TagPrior`: the log-probabilities of the first
-tag and of each tag bigram in the training data, times a weight chosen on dev slot F1
+tag and of each tag bigram in the training data, times a weight chosen on dev
 (:func:`tune_prior`). The tagger scores each word on its own; the prior adds what the training
 data says about tag sequences (a CRF's transition scores, estimated by counting instead of
 learned). On MASSIVE it mostly removes spurious one-word slots (docs/finetuning.md).
@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from distilnlu.evaluation.metrics import slot_prf
 
 __all__ = ["PRIOR_WEIGHTS", "BIODecoder", "TagPrior", "tune_prior"]
 
@@ -199,22 +198,23 @@ def tune_prior(
     tags: Sequence[str],
     scores: Sequence[np.ndarray],
     starts: Sequence[Sequence[int]],
-    gold: Sequence[Sequence[str]],
+    metric: Callable[[list[list[str]]], float],
     weights: Sequence[float] = PRIOR_WEIGHTS,
 ) -> tuple[TagPrior, dict[str, float]]:
-    """The prior with the weight of ``weights`` that gives the best slot F1 on held-out
-    utterances (sub-token ``scores`` ``[T_i, S]``, word ``starts`` and ``gold`` tags per
-    utterance), the smallest weight on a tie; and the slot F1 of each weight."""
+    """The prior with the weight of ``weights`` whose decoded tags score best under ``metric``
+    (held-out utterances: sub-token ``scores`` ``[T_i, S]`` and word ``starts`` per utterance;
+    ``metric`` maps the tags of every utterance to a score, e.g. dev slot F1), the smallest
+    weight on a tie; and the score of each weight."""
     results: dict[str, float] = {}
-    best_weight, best_f1 = 0.0, -1.0
+    best_weight, best_score = 0.0, -math.inf
     for weight in weights:
         decoder = BIODecoder(tags, prior.with_weight(weight))
         predicted = [
             [tags[t] if t >= 0 else "O" for t in decoder.decode_words(s, w)]
             for s, w in zip(scores, starts, strict=True)
         ]
-        f1 = slot_prf(gold, predicted)["f1"]
-        results[str(weight)] = f1
-        if f1 > best_f1:
-            best_weight, best_f1 = weight, f1
+        value = metric(predicted)
+        results[str(weight)] = value
+        if value > best_score:
+            best_weight, best_score = weight, value
     return prior.with_weight(best_weight), results

@@ -24,7 +24,9 @@ from distilnlu.data.finetune import Encoded, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
 from distilnlu.distributed import is_main, world_size
 from distilnlu.evaluation.decoding import TagPrior, tune_prior
-from distilnlu.evaluation.inference import latency_ms, score
+from distilnlu.evaluation.inference import latency_ms
+from distilnlu.evaluation.inference import score as score_items
+from distilnlu.evaluation.metrics import exact_match, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
 from distilnlu.modeling.presets import count_parameters
@@ -211,20 +213,34 @@ class FinetuneRun:
             save_file(state, str(tmp))
 
     def tune_slot_prior(self, model: EncoderClassifier) -> dict[str, Any]:
-        """Give ``model`` the training set's tag prior at the weight best on dev slot F1 (see
-        :func:`tune_prior`); what was measured, for ``metrics.json``."""
-        stage, tags = self.stage, self.labels.slot_tags
+        """Give ``model`` the training set's tag prior at the weight best on dev under
+        ``slot_prior_metric`` (see :func:`tune_prior`); what was measured, for metrics.json."""
+        stage, labels = self.stage, self.labels
+        tags = labels.slot_tags
         ids = {tag: i for i, tag in enumerate(tags)}
         train = [[ids.get(t, -1) for t in ex.tags] for ex in self.sets[stage.train]]
         counts = TagPrior.count((s for s in train if -1 not in s), len(tags))
         dev = self.sets[stage.dev]
         items = self.encode(dev)
-        _, _, scores = score(model, items, stage.eval_batch_size, self.tokenizer.pad_token_id)
+        pad = self.tokenizer.pad_token_id
+        intent_ids, _, scores = score_items(model, items, stage.eval_batch_size, pad)
         assert scores is not None  # a slot task's model has a slot head
-        starts = [it.word_starts for it in items]
         gold = [list(ex.tags) for ex in dev]
-        model.slot_prior, f1 = tune_prior(counts, tags, scores, starts, gold)
-        return {"weight": model.slot_prior.weight, "dev_slot_f1": f1}
+        gold_intents = [ex.intent for ex in dev]
+        intents = [labels.intents[i] for i in intent_ids]
+
+        def metric(predicted: list[list[str]]) -> float:
+            if stage.slot_prior_metric == "exact_match":
+                return exact_match(gold_intents, intents, gold, predicted)
+            return slot_prf(gold, predicted)["f1"]
+
+        starts = [it.word_starts for it in items]
+        model.slot_prior, dev_scores = tune_prior(counts, tags, scores, starts, metric)
+        return {
+            "weight": model.slot_prior.weight,
+            "metric": stage.slot_prior_metric,
+            "dev": dev_scores,
+        }
 
     def finish(
         self,

@@ -17,6 +17,7 @@ from distilnlu.data.slots import check_bio
 from distilnlu.errors import DataError
 from distilnlu.evaluation.decoding import PRIOR_WEIGHTS, BIODecoder, TagPrior, tune_prior
 from distilnlu.evaluation.inference import predict
+from distilnlu.evaluation.metrics import slot_prf
 
 # I-c has no B-c, so it can never be valid; B-d has no I-d.
 POOL = ["O", "B-a", "I-a", "B-b", "I-b", "I-c", "B-d"]
@@ -220,7 +221,7 @@ def test_prior_json_round_trip_and_errors() -> None:
         BIODecoder(["O", "B-a", "I-a"], prior)
 
 
-def test_tune_prior_picks_the_weight_with_the_best_slot_f1() -> None:
+def test_tune_prior_picks_the_weight_with_the_best_score() -> None:
     tags = ["O", "B-a", "I-a"]
     # Training data: 'a' slots are rare and never follow O mid-utterance.
     prior = TagPrior.count([[0, 0, 0]] * 20 + [[1, 2, 0]] * 2, 3)
@@ -229,10 +230,18 @@ def test_tune_prior_picks_the_weight_with_the_best_slot_f1() -> None:
     real = np.array([[0.0, 4.0, 0.0], [0.0, 0.0, 4.0], [3.0, 0.0, 0.0]])
     gold = [["O", "O", "O"], ["B-a", "I-a", "O"]]
     starts = [[0, 1, 2], [0, 1, 2]]
-    chosen, f1 = tune_prior(prior, tags, [spurious, real], starts, gold)
+
+    def slot_f1(predicted: list[list[str]]) -> float:
+        return slot_prf(gold, predicted)["f1"]
+
+    chosen, f1 = tune_prior(prior, tags, [spurious, real], starts, slot_f1)
     assert list(f1) == [str(w) for w in PRIOR_WEIGHTS]
     assert f1["0.0"] == pytest.approx(2 / 3)  # the spurious slot costs precision
     assert f1[str(chosen.weight)] == 1.0 and chosen.weight > 0
     assert all(f1[str(w)] < 1.0 for w in PRIOR_WEIGHTS if w < chosen.weight)  # smallest best
-    flat, _ = tune_prior(prior, tags, [real], [[0, 1, 2]], [gold[1]])
-    assert flat.weight == 0.0  # no gain from the prior: a tie keeps the smallest weight
+
+    def real_slot_kept(predicted: list[list[str]]) -> float:
+        return float(predicted[1] == gold[1])
+
+    flat, kept = tune_prior(prior, tags, [spurious, real], starts, real_slot_kept)
+    assert flat.weight == 0.0 and set(kept.values()) == {1.0}  # a tie keeps the smallest weight

@@ -279,7 +279,8 @@ def test_the_slot_prior_is_tuned_on_dev_saved_and_decoded_with_by_predict(finish
     _, recipe, results = finished
     weights = {}
     for key, m in results["finetune"]["models"].items():
-        f1 = m["slot_prior"]["dev_slot_f1"]
+        assert m["slot_prior"]["metric"] == "slot_f1"  # the default
+        f1 = m["slot_prior"]["dev"]
         best = max(f1.values())
         weights[key] = m["slot_prior"]["weight"]
         assert weights[key] == float(next(w for w, v in f1.items() if v == best)), key

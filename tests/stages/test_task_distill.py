@@ -65,6 +65,7 @@ TASK_STOP = {
     "loss": {"hidden_weight": 0.5},
     "patience": 1,
     "min_delta": 1.0,
+    "slot_prior_metric": "exact_match",
     "training": {"max_steps": 500, "epochs": 10, "batch_size": BATCH, "eval_every": 5},
 }
 
@@ -359,3 +360,15 @@ def test_an_ensemble_of_teachers_with_other_labels_is_refused(finished, tmp_path
     with pytest.raises(ModelError, match=r"teachers '.*' and '.*relabeled' have different"):
         run_recipe(load_recipe(ensemble_recipe(tmp_path, run, second)), log=lambda _: None)
     assert sorted(p.name for p in (tmp_path / "runs/tiny/task").iterdir()) == [".stage_hash"]
+
+
+def test_the_slot_prior_weight_can_be_chosen_on_dev_exact_match(finished):
+    _, recipe, results = finished
+    prior = results["task_stop"]["models"]["task_stop"]["slot_prior"]
+    assert prior["metric"] == "exact_match"
+    model = load_nlu_model(recipe.run_dir / "task_stop" / "teacher_stage1")
+    dev = load_labeled(recipe.data.labeled["nlu_dev"], recipe.data.root)
+    tokenizer = load_tokenizer(recipe.run_dir / "task_stop" / "teacher_stage1")
+    chosen = evaluate_nlu(model, dev, tokenizer, 32)[0]["exact_match"]
+    assert chosen == pytest.approx(prior["dev"][str(prior["weight"])])
+    assert chosen == pytest.approx(max(prior["dev"].values()))
