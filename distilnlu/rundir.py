@@ -157,7 +157,8 @@ class ModelMetrics(TypedDict):
     eval: dict[str, dict[str, Any]]
     latency_ms: dict[str, float]
     slot_prior: NotRequired[dict[str, Any]]
-    """Slot models: the tag prior's weight chosen on dev and the dev slot F1 of each weight."""
+    """Slot models: the tag prior's weight, the dev metric that chose it and its value for each
+    weight tried."""
     teacher: NotRequired[str | list[str]]
     """task_distill: the fine-tuned teacher, or the teachers of an ensemble."""
     pool: NotRequired[dict[str, int]]

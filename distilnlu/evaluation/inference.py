@@ -58,7 +58,7 @@ def no_grad_eval(model: nn.Module | Classifier) -> Iterator[torch.device]:
         model.train(was_training)
 
 
-def score(
+def score_items(
     model: Classifier, items: Sequence[Encoded], batch_size: int, pad_id: int
 ) -> tuple[list[int], list[float], list[np.ndarray] | None]:
     """Per item: predicted intent id, its probability and, for a slot model, the slot logits
@@ -92,7 +92,7 @@ def predict(
     Tags are the most probable valid BIO sequence (:class:`BIODecoder`, with the model's slot
     prior if it has one), not a per-word argmax.
     """
-    intents, confidence, slots = score(model, items, batch_size, pad_id)
+    intents, confidence, slots = score_items(model, items, batch_size, pad_id)
     if slots is None:
         return intents, confidence, [[] for _ in items]
     # Constrained decoding, not argmax: only valid BIO reaches the metric.

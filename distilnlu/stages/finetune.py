@@ -24,8 +24,7 @@ from distilnlu.data.finetune import Encoded, training_batches
 from distilnlu.data.labeled import LabelVocab, load_labeled
 from distilnlu.distributed import is_main, world_size
 from distilnlu.evaluation.decoding import TagPrior, tune_prior
-from distilnlu.evaluation.inference import latency_ms
-from distilnlu.evaluation.inference import score as score_items
+from distilnlu.evaluation.inference import latency_ms, score_items
 from distilnlu.evaluation.metrics import exact_match, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
@@ -217,8 +216,7 @@ class FinetuneRun:
         ``slot_prior_metric`` (see :func:`tune_prior`); what was measured, for metrics.json."""
         stage, labels = self.stage, self.labels
         tags = labels.slot_tags
-        ids = {tag: i for i, tag in enumerate(tags)}
-        train = [[ids.get(t, -1) for t in ex.tags] for ex in self.sets[stage.train]]
+        train = [[labels.tag_id(t) for t in ex.tags] for ex in self.sets[stage.train]]
         counts = TagPrior.count((s for s in train if -1 not in s), len(tags))
         dev = self.sets[stage.dev]
         items = self.encode(dev)
