@@ -7,6 +7,7 @@ inputs (``prepare``) and a batch into named losses (``__call__``).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -26,20 +27,27 @@ from transformers import get_scheduler
 from distilnlu.config import TrainingConfig
 from distilnlu.distributed import use_cpu
 from distilnlu.errors import ConfigError, DistilNLUError
-from distilnlu.rundir import METRICS_LOG
+from distilnlu.faults import fault_point
+from distilnlu.rundir import METRICS_LOG, atomic_write
 from distilnlu.training.checkpoint import (
+    NAME,
+    OLD,
+    CheckpointError,
+    candidates,
     commit_checkpoint,
-    find_checkpoint,
-    load_checkpoint,
+    read_checkpoint,
     reset_staging,
+    set_rng_state,
     staging_dir,
 )
 from distilnlu.training.objectives import Event, Objective
+from distilnlu.training.signals import StopRequests, TrainingInterrupted
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LRScheduler
     from torch.utils.tensorboard import SummaryWriter
 
+logger = logging.getLogger(__name__)
 RawBatch = TypeVar("RawBatch")
 ENGINE_DIR = "engine"  # a sharded engine's own checkpoint files, inside our checkpoint folder
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
@@ -47,6 +55,10 @@ PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 class NonFiniteLossError(DistilNLUError):
     """Training kept producing NaN/inf losses."""
+
+
+class CheckpointWriteError(DistilNLUError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
 
 
 @dataclass
@@ -59,6 +71,8 @@ class LoopState:
     nonfinite_streak: int = 0
     tokens: int = 0
     last_eval: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    """Training is over (all steps, or an early stop): a resume goes straight to saving."""
     full_state_dict: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     """Sharded engines only: the trained weights gathered at the end (never checkpointed)."""
 
@@ -114,9 +128,10 @@ class MetricsLog:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill
-            if row.get("step", 0) <= step:
+            if isinstance(row, dict) and row.get("step", 0) <= step:
                 keep.append(line)
-        self.path.write_text("".join(k + "\n" for k in keep))
+        # Atomic: a kill during the rewrite keeps the old rows rather than losing some.
+        atomic_write(self.path, "".join(k + "\n" for k in keep))
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
@@ -195,34 +210,55 @@ def train_loop(
     if sharded:
         state = _resume_sharded(acc, out_dir, scheduler, state_extra or {}, objective)
     log = MetricsLog(out_dir / METRICS_LOG, acc.is_main_process, state.step)
+    if state.step and acc.is_local_main_process:
+        tqdm.write(f"[{desc}] resuming from the checkpoint at step {state.step} of {total}")
     stream = make_batches(state.batches_consumed)
     bar = tqdm(total=total, initial=state.step, desc=desc, disable=not acc.is_local_main_process)
     start = time.perf_counter()
-    while state.step < total:
-        losses, finite = _optimizer_step(acc, model, objective, optimizer, stream, state, cfg, seed)
-        if not finite:
-            _on_nonfinite(state, cfg, optimizer, log)
-            continue
-        scheduler.step()
-        state.step += 1
-        state.nonfinite_streak = 0
-        row = {"step": state.step, **losses, "lr": scheduler.get_last_lr()[0]}
-        log.write({**row, "tokens": state.tokens, "time": round(time.perf_counter() - start, 3)})
-        if state.step % cfg.log_every == 0 or state.step == total:
-            bar.set_postfix(loss=f"{losses['loss']:.4f}")
-        bar.update(1)
-        _log_event(log, state.step, objective.after_step(state.step))
-        if evaluate and (state.step % cfg.eval_every == 0 or state.step == total):
-            state.last_eval = evaluate(acc.unwrap_model(model))
-            log.write({"step": state.step, "eval": state.last_eval})
-            event = objective.after_eval(state.step, state.last_eval)
-            _log_event(log, state.step, event)
-            if event is not None and event.stop:  # e.g. early stopping on a dev metric
-                break
-        if state.step % cfg.checkpoint_every == 0 and state.step < total:
-            extra = {**(state_extra or {}), "objective": objective.state_dict()}
-            _save(acc, out_dir, model, optimizer, scheduler, state, extra)
-    bar.close()
+
+    def save() -> None:
+        extra = {**(state_extra or {}), "objective": objective.state_dict()}
+        _save(acc, out_dir, model, optimizer, scheduler, state, extra)
+
+    reduce = (lambda f: acc.reduce(f.to(acc.device), "max")) if acc.num_processes > 1 else None
+    # Closing the bar on any exit ends its line, so an error message starts on a line of its own.
+    with StopRequests() as stops, bar:
+        while not state.finished and state.step < total:
+            losses, finite = _optimizer_step(
+                acc, model, objective, optimizer, stream, state, cfg, seed
+            )
+            if not finite:
+                _on_nonfinite(state, cfg, optimizer, log)
+                continue
+            scheduler.step()
+            state.step += 1
+            state.nonfinite_streak = 0
+            row = {"step": state.step, **losses, "lr": scheduler.get_last_lr()[0]}
+            elapsed = round(time.perf_counter() - start, 3)
+            log.write({**row, "tokens": state.tokens, "time": elapsed})
+            if state.step % cfg.log_every == 0 or state.step == total:
+                bar.set_postfix(loss=f"{losses['loss']:.4f}")
+            bar.update(1)
+            _log_event(log, state.step, objective.after_step(state.step))
+            if evaluate and (state.step % cfg.eval_every == 0 or state.step == total):
+                state.last_eval = evaluate(acc.unwrap_model(model))
+                log.write({"step": state.step, "eval": state.last_eval})
+                event = objective.after_eval(state.step, state.last_eval)
+                _log_event(log, state.step, event)
+                if event is not None and event.stop:  # e.g. early stopping on a dev metric
+                    break
+            if state.step % cfg.checkpoint_every == 0 and state.step < total:
+                save()
+            signum = stops.requested(reduce)
+            if signum is not None and state.step < total:
+                if state.step % cfg.checkpoint_every:
+                    save()
+                raise TrainingInterrupted(signum, desc, state.step)
+    if not state.finished:
+        # A last checkpoint marks training over, so a kill while the stage saves its results
+        # resumes at the saving, not at the last periodic checkpoint.
+        state.finished = True
+        save()
     acc.wait_for_everyone()
     if sharded:  # every process takes part in gathering the weights for save_pretrained
         state.full_state_dict = acc.get_state_dict(model)
@@ -289,6 +325,7 @@ def _optimizer_step(
         stacked = acc.reduce(stacked, reduction="mean")
     totals = dict(zip(sums, stacked.tolist(), strict=True))
     finite = _all_processes_agree(acc, math.isfinite(totals["loss"]))
+    fault_point("mid_step")
     if finite:
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -332,24 +369,55 @@ def _save(
     state: LoopState,
     extra: dict[str, Any],
 ) -> None:
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        reset_staging(out_dir)
-    acc.wait_for_everyone()
-    if is_sharded(acc):
-        # Every process writes its shard of the model and optimizer into the staging folder.
-        acc.save_state(str(staging_dir(out_dir) / ENGINE_DIR))
-        tensors = {"scheduler": scheduler.state_dict()}
-    elif acc.is_main_process:
-        tensors = {
-            "model": acc.unwrap_model(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-        }
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        commit_checkpoint(out_dir, tensors, {**state.checkpoint_fields(), **extra})
-    acc.wait_for_everyone()
+    """Write a checkpoint (every process takes part); an OSError (a full disk, a read-only
+    folder) becomes a user error, and the previous checkpoint stays intact."""
+    try:
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            reset_staging(out_dir)
+        acc.wait_for_everyone()
+        if is_sharded(acc):
+            # Every process writes its shard of the model and optimizer into the staging folder.
+            acc.save_state(str(staging_dir(out_dir) / ENGINE_DIR), safe_serialization=True)
+            tensors = {"scheduler": scheduler.state_dict()}
+        elif acc.is_main_process:
+            tensors = {
+                "model": acc.unwrap_model(model).state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+            }
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            commit_checkpoint(out_dir, tensors, {**state.checkpoint_fields(), **extra})
+        acc.wait_for_everyone()
+    except OSError as err:
+        where = err.filename or staging_dir(out_dir)
+        raise CheckpointWriteError(
+            f"could not write a checkpoint to {where}: {err.strerror or err}; free space or fix"
+            " the folder's permissions, then run again to resume from the last checkpoint"
+        ) from None
+
+
+def _newest_readable(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(tensors, state) of the newest checkpoint that reads back; a damaged one is reported and
+    the one before it tried. None when there is no checkpoint at all.
+
+    Raises:
+        CheckpointError: checkpoints exist but none can be read.
+    """
+    damaged: list[CheckpointError] = []
+    for path in candidates(out_dir):
+        try:
+            return read_checkpoint(path)
+        except CheckpointError as err:
+            logger.warning("warning: %s; trying the checkpoint before it", err)
+            damaged.append(err)
+    if damaged:
+        raise CheckpointError(
+            f"no readable checkpoint in {out_dir} ({damaged[0]}): remove {out_dir / NAME} and"
+            f" {out_dir / OLD} to train the stage from step 0"
+        )
+    return None
 
 
 def _resume_sharded(
@@ -360,15 +428,21 @@ def _resume_sharded(
     objective: Objective[RawBatch],
 ) -> LoopState:
     """Resume a sharded engine's run (after ``prepare``): Accelerate loads every process's part."""
-    path = find_checkpoint(out_dir)
-    if path is None or not (path / ENGINE_DIR).is_dir():
-        return LoopState()
-    tensors, saved = load_checkpoint(path)
-    if any(saved.get(k) != v for k, v in extra.items()):
-        return LoopState()
-    acc.load_state(str(path / ENGINE_DIR))
-    scheduler.load_state_dict(tensors["scheduler"])
-    return _restore(saved, objective)
+    for path in candidates(out_dir):
+        if not (path / ENGINE_DIR).is_dir():
+            continue
+        try:
+            tensors, saved = read_checkpoint(path)
+        except CheckpointError as err:
+            logger.warning("warning: %s; trying the checkpoint before it", err)
+            continue
+        if any(saved.get(k) != v for k, v in extra.items()):
+            return LoopState()
+        acc.load_state(str(path / ENGINE_DIR), load_kwargs={"weights_only": True})
+        scheduler.load_state_dict(tensors["scheduler"])
+        set_rng_state(tensors["rng"])
+        return _restore(saved, objective)
+    return LoopState()
 
 
 def _resume(
@@ -379,10 +453,10 @@ def _resume(
     extra: dict[str, Any],
     objective: Objective[RawBatch],
 ) -> LoopState:
-    path = find_checkpoint(out_dir)
-    if path is None:
+    found = _newest_readable(out_dir)
+    if found is None:
         return LoopState()
-    tensors, saved = load_checkpoint(path)
+    tensors, saved = found
     if any(saved.get(k) != v for k, v in extra.items()):
         return LoopState()  # a checkpoint of a different configuration: start over
     if set(tensors.get("model", {})) != set(model.state_dict()):
@@ -390,6 +464,7 @@ def _resume(
     model.load_state_dict(tensors["model"])
     optimizer.load_state_dict(tensors["optimizer"])
     scheduler.load_state_dict(tensors["scheduler"])
+    set_rng_state(tensors["rng"])
     return _restore(saved, objective)
 
 

@@ -65,7 +65,7 @@ def test_sigkill_then_resume_gives_identical_losses(tmp_path):
     while last_step(stage_dir) < 25 and proc.poll() is None and time.time() < deadline:
         ckpt = stage_dir / "checkpoint"
         if ckpt.exists():  # a visible checkpoint is always complete
-            assert {"COMPLETE", "state.pt", "trainer_state.json"} <= set(os.listdir(ckpt))
+            assert {"COMPLETE", "state.safetensors", "trainer_state.json"} <= set(os.listdir(ckpt))
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
