@@ -44,6 +44,14 @@ class DataConfig(StrictModel):
     alpha: float = Field(
         0.3, ge=0.0, le=1.0, description="Language temperature: p ∝ n^alpha (1 = proportional)."
     )
+    max_document_chars: int = Field(
+        200_000,
+        gt=0,
+        description=(
+            "Longer documents are cut to this many characters (at a word boundary) when read,"
+            " before tokenization: memory stays bounded whatever the input."
+        ),
+    )
     corpora: dict[str, CorpusConfig] = Field(description="Named corpora that stages refer to.")
     labeled: dict[str, LabeledSetConfig] = Field(
         default_factory=dict,
@@ -350,6 +358,8 @@ class Recipe(StrictModel):
             "seed": self.seed,
             "upstream": {u: self.stage_hash(u) for u in self.upstream(name)},
         }
+        if stage.corpora_used():  # the cut changes what is read; hashed only when not default
+            payload |= self.data.model_dump(include={"max_document_chars"}, exclude_defaults=True)
         if isinstance(stage, SupervisedStage):  # only here: other stages' hashes stay as they were
             payload["labeled"] = {
                 s: self.data.labeled[s].model_dump(mode="json", exclude_defaults=True)

@@ -27,11 +27,13 @@ for it yields fewer pieces. ``len(tokenizer)`` is the size that counts. Characte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from distilnlu.data.limits import cut_text
 from distilnlu.errors import ConfigError, DataError, ModelError
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ __all__ = [
     "train_tokenizer",
     "word_start_table",
 ]
+
+logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 BOS, PAD, EOS, UNK, MASK = SPECIAL_TOKENS
@@ -67,12 +71,23 @@ _TOKENIZER_FILES = (
 )
 
 
+MAX_SENTENCE_BYTES = 1 << 20
+"""SentencePiece's ``max_sentence_length`` here. It drops longer training texts, and fails with
+an internal error when that leaves none, so they are cut to :data:`MAX_SENTENCE_CHARS` instead."""
+MAX_SENTENCE_CHARS = MAX_SENTENCE_BYTES // 4  # UTF-8 takes at most 4 bytes a character
+
+
 def _non_empty(texts: Iterable[str], counter: list[int]) -> Iterator[str]:
+    """The non-blank texts, counted in ``counter[0]``, cut to SentencePiece's limit when longer
+    (counted in ``counter[1]``)."""
     for text in texts:
         if not isinstance(text, str):
             raise DataError(f"tokenizer training texts must be strings, got {type(text).__name__}")
         if text.strip():
             counter[0] += 1
+            if len(text) > MAX_SENTENCE_CHARS and len(text.encode()) > MAX_SENTENCE_BYTES:
+                counter[1] += 1
+                text = cut_text(text, MAX_SENTENCE_CHARS)
             yield text
 
 
@@ -102,7 +117,7 @@ def _sentencepiece_unigram(
         eos_piece=EOS,
         unk_piece=UNK,
         user_defined_symbols=[MASK],
-        max_sentence_length=1 << 20,
+        max_sentence_length=MAX_SENTENCE_BYTES,
         num_threads=2,
         minloglevel=0 if show_progress else 2,
     )
@@ -139,7 +154,7 @@ def train_tokenizer(
             f"vocab_size must be larger than the {len(SPECIAL_TOKENS)} special tokens, "
             f"got {vocab_size}"
         )
-    count = [0]
+    count = [0, 0]
     try:
         pieces = _sentencepiece_unigram(_non_empty(texts, count), vocab_size, show_progress)
     except RuntimeError as exc:
@@ -147,6 +162,14 @@ def train_tokenizer(
             msg = "no text to train the tokenizer on (the corpus is empty or blank)"
             raise DataError(msg) from None
         raise DataError(f"tokenizer training failed: {exc}") from None
+    if count[1]:
+        logger.warning(
+            "warning: tokenizer training: %d text(s) over %s bytes of UTF-8 cut to %s characters"
+            " (SentencePiece's max_sentence_length)",
+            count[1],
+            f"{MAX_SENTENCE_BYTES:,}",
+            f"{MAX_SENTENCE_CHARS:,}",
+        )
     tokenizer = Tokenizer(models.Unigram(pieces, unk_id=SPECIAL_TOKENS.index(UNK)))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(

@@ -1,8 +1,12 @@
-"""From configured corpora to training batches: mix, convert, tokenize, pack, shuffle, batch.
+"""From configured corpora to training batches: cut, mix, convert, tokenize, pack, shuffle, batch.
 
 Everything here is a deterministic function of the recipe seed, so a resumed run can rebuild the
 stream and skip the batches it already consumed (the checkpoint stores that count), and sees
 exactly the same data afterwards.
+
+Every reader here cuts documents to ``data.max_document_chars`` right after reading them (see
+:mod:`distilnlu.data.limits`), and :func:`pack` tokenizes in groups bounded in characters as well
+as in documents, so memory stays bounded whatever the corpus holds.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from distilnlu.config import CorpusConfig, DataConfig
+from distilnlu.data.limits import CutTally, capped
 from distilnlu.data.mixing import (
     mix_by_text_share,
     mix_languages,
@@ -34,14 +39,25 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 TOKENIZE_CHUNK = 256  # documents tokenized per call: fast tokenizers batch internally
+TOKENIZE_CHARS = 1 << 20
+"""Characters tokenized per call at most (one document may exceed it, alone): the ids and
+encodings of a call are held at once, so its size, not only its document count, is bounded."""
 
 
 def _language_stream(
-    corpus: CorpusConfig, language: str, data: DataConfig, stats: SourceStats
+    corpus: CorpusConfig, language: str, data: DataConfig, tally: CutTally
+) -> Iterator[Document]:
+    return capped(_read_language(corpus, language, data, tally.stats), tally)
+
+
+def _read_language(
+    corpus: CorpusConfig, language: str, data: DataConfig, stats: SourceStats | None
 ) -> Iterator[Document]:
     for source in corpus.sources:
         if _source_language(source) == language:
-            yield from iter_documents(source, data.root, data.on_error, stats)
+            yield from iter_documents(
+                source, data.root, data.on_error, stats, data.max_document_chars
+            )
 
 
 def _source_language(source: SourceConfig) -> str:
@@ -50,16 +66,32 @@ def _source_language(source: SourceConfig) -> str:
     return "*" + source.path if source.language_field else normalize_language(source.language)
 
 
+def corpus_name(corpus: CorpusConfig, data: DataConfig) -> str:
+    """The name of ``corpus`` in ``data.corpora`` (for messages), else its source paths."""
+    for name, candidate in data.corpora.items():
+        if candidate is corpus:
+            return name
+    for name, candidate in data.corpora.items():
+        if candidate == corpus:
+            return name
+    return ", ".join(source.path for source in corpus.sources)
+
+
 def corpus_documents(
     corpus: CorpusConfig, data: DataConfig, seed: int, stats: SourceStats | None = None
 ) -> Iterator[Document]:
-    """Endless documents of one corpus, languages mixed by temperature, spoken share applied."""
+    """Endless documents of one corpus, languages mixed by temperature, spoken share applied.
+
+    Documents are cut to ``data.max_document_chars`` before the spoken-form conversion.
+    """
     stats = stats if stats is not None else SourceStats()
     sizes: dict[str, float] = defaultdict(float)
     for source in corpus.sources:
         sizes[_source_language(source)] += source_size(source, data.root)
     weights = temperature_weights(dict(sizes), data.alpha)
-    streams = {lang: partial(_language_stream, corpus, lang, data, stats) for lang in weights}
+    # One tally for every language and epoch: its one warning counts the whole corpus.
+    tally = CutTally(corpus_name(corpus, data), data.max_document_chars, stats)
+    streams = {lang: partial(_language_stream, corpus, lang, data, tally) for lang in weights}
     docs = mix_languages(streams, weights, seed)
     return apply_spoken_share(docs, corpus.spoken_share, seed)
 
@@ -106,16 +138,37 @@ def pack(
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     body = seq_len if isolate else seq_len - 2
     buffer: list[int] = []
-    docs = iter(docs)
-    while chunk := [d.text for d in islice(docs, TOKENIZE_CHUNK)]:
+    for chunk in text_chunks(docs, TOKENIZE_CHUNK, TOKENIZE_CHARS):
         # verbose=False: documents longer than the model are expected here (they are cut into
         # blocks), so HF's "sequence length is longer than the maximum" warning is only noise.
         for ids in tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]:
             if ids:
                 buffer.extend([bos, *ids, eos] if isolate else [*ids, eos])
-        while len(buffer) >= body:
-            yield buffer[:body] if isolate else [bos, *buffer[:body], eos]
-            buffer = buffer[body:]
+        # Blocks are sliced at an offset and the buffer trimmed once per chunk: re-slicing the
+        # rest of the buffer after every block is quadratic in the chunk's tokens.
+        start = 0
+        while len(buffer) - start >= body:
+            block = buffer[start : start + body]
+            start += body
+            yield block if isolate else [bos, *block, eos]
+        del buffer[:start]
+
+
+def text_chunks(
+    docs: Iterable[Document], max_docs: int = TOKENIZE_CHUNK, max_chars: int = TOKENIZE_CHARS
+) -> Iterator[list[str]]:
+    """The documents' texts in order, in groups of at most ``max_docs`` texts that stop at the
+    first text reaching ``max_chars`` characters in all (a longer text forms a group alone)."""
+    chunk: list[str] = []
+    size = 0
+    for doc in docs:
+        chunk.append(doc.text)
+        size += len(doc.text)
+        if len(chunk) >= max_docs or size >= max_chars:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def document_ids(input_ids: torch.Tensor, bos_id: int) -> torch.Tensor:
@@ -196,12 +249,19 @@ def heldout_texts(
 
 
 def first_documents(corpus: CorpusConfig, data: DataConfig, limit: int) -> list[Document]:
-    """Up to ``limit`` documents of a corpus, in file order (tokenizer training)."""
+    """Up to ``limit`` documents of a corpus, in file order, cut to the limit (tokenizer
+    training)."""
     return list(islice(in_file_order(corpus, data), limit))
 
 
 def in_file_order(corpus: CorpusConfig, data: DataConfig) -> Iterator[Document]:
-    """One pass over a corpus's sources as written (no mixing, no repetition)."""
+    """One pass over a corpus's sources as written (no mixing, no repetition), each document
+    cut to ``data.max_document_chars``."""
     stats = SourceStats()
+    tally = CutTally(corpus_name(corpus, data), data.max_document_chars, stats)
+    return capped(_read_sources(corpus, data, stats), tally)
+
+
+def _read_sources(corpus: CorpusConfig, data: DataConfig, stats: SourceStats) -> Iterator[Document]:
     for source in corpus.sources:
-        yield from iter_documents(source, data.root, data.on_error, stats)
+        yield from iter_documents(source, data.root, data.on_error, stats, data.max_document_chars)

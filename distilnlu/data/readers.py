@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Protocol
 
 from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.intent_formats import read_massive, read_spans_jsonl
@@ -27,7 +28,16 @@ from distilnlu.data.text_formats import iter_jsonl, iter_parquet, iter_txt, iter
 
 __all__ = ["LABELED_READERS", "TEXT_READERS", "LabeledReader", "TextReader"]
 
-TextReader = Callable[[Path, SourceConfig, Problems], Generator[Document, None, None]]
+
+class TextReader(Protocol):
+    """Reads the documents of one file; ``max_chars`` is the length they are cut to afterwards
+    (a reader may stop holding text past it)."""
+
+    def __call__(
+        self, path: Path, source: SourceConfig, problems: Problems, max_chars: int | None = None
+    ) -> Generator[Document, None, None]: ...
+
+
 LabeledReader = Callable[[Path, LabeledSetConfig, Problems], list[NLUExample] | list[PairExample]]
 
 TEXT_READERS: dict[str, TextReader] = {

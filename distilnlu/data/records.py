@@ -16,6 +16,7 @@ Shared by the text sources (:mod:`distilnlu.data.sources`) and the labeled-data 
 from __future__ import annotations
 
 import bz2
+import codecs
 import collections
 import gzip
 import io
@@ -79,6 +80,8 @@ class SourceStats:
     """Bad records skipped (on_error='skip')."""
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     """Skipped records by reason, e.g. {'invalid JSON': 2}."""
+    cut: int = 0
+    """Documents cut to ``data.max_document_chars`` (see :mod:`distilnlu.data.limits`)."""
 
 
 # ------------------------------------------------------------------------------- bad records
@@ -168,14 +171,22 @@ def utf8_detail(raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"invalid UTF-8 (byte 0x{bad} at byte {exc.start + 1} of the line)"
 
 
-def iter_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
-    """(1-based line number, decoded line without its line break); bad UTF-8 lines reported."""
+def iter_lines(
+    path: Path, problems: Problems, max_bytes: int | None = None
+) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line without its line break); bad UTF-8 lines reported.
+
+    With ``max_bytes``, a longer line gives only the characters of its first ``max_bytes`` bytes
+    (a character cut in two is dropped) and the rest is read past without being held: a file
+    that is one huge line costs ``max_bytes``, not its size.
+    """
     with open_binary(path) as fh:
         number = 0
+        raws = ((raw, False) for raw in fh) if max_bytes is None else _bounded(fh, max_bytes)
         try:
-            for number, raw in enumerate(fh, 1):
+            for number, (raw, cut) in enumerate(raws, 1):
                 try:
-                    line = raw.decode("utf-8")
+                    line = _decode(raw, cut)
                 except UnicodeDecodeError as exc:
                     problems.bad(f"{path}:{number}", REASON_UTF8, utf8_detail(raw, exc))
                     continue
@@ -184,6 +195,23 @@ def iter_lines(path: Path, problems: Problems) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\r\n")
         except (OSError, EOFError) as exc:  # a truncated or corrupt compressed file
             raise DataError(f"{path}:{number + 1}: cannot read: {exc}") from exc
+
+
+def _decode(raw: bytes, cut: bool) -> str:
+    if not cut:
+        return raw.decode("utf-8")
+    # A cut line may end inside a character: decode all but that one (final=False).
+    return codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+
+
+def _bounded(fh: io.BufferedIOBase, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """(the first ``max_bytes`` bytes of each line, whether the line was longer)."""
+    while raw := fh.readline(max_bytes):
+        cut = len(raw) == max_bytes and not raw.endswith(b"\n")
+        if cut:
+            while (rest := fh.readline(max_bytes)) and not rest.endswith(b"\n"):
+                pass
+        yield raw, cut
 
 
 def iter_json_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict[str, Any]]]:

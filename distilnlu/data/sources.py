@@ -17,6 +17,10 @@ Bad input raises :class:`~distilnlu.errors.DataError` whose message starts with
 says what is wrong. With ``on_error="skip"`` the bad record is skipped instead and counted in
 :class:`~distilnlu.data.records.SourceStats`; one warning summarises the skipped records when the
 stream ends. A source that yields no documents at all is an error either way.
+
+``max_chars`` (``data.max_document_chars``) lets the line-based readers skip what the cut of
+:mod:`distilnlu.data.limits` would drop; the cut itself is the caller's
+(:mod:`distilnlu.data.corpus` applies it to every document).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def iter_documents(
     root: Path | str | None = None,
     on_error: OnError = "raise",
     stats: SourceStats | None = None,
+    max_chars: int | None = None,
 ) -> Iterator[Document]:
     """Stream the documents of one source.
 
@@ -46,10 +51,12 @@ def iter_documents(
     iterator is consumed. Bad records raise DataError naming file, line and problem, or with
     ``on_error="skip"`` are skipped, counted in ``stats`` and summarised in one warning at the
     end. Raises DataError "source '<path>' yielded no documents" when the source turns out empty.
+    With ``max_chars``, text files are not read further into a line or article than a cut to
+    that length needs (the documents may still be longer: cutting them is the caller's).
     """
     problems = Problems(on_error, stats)
     plan = _plan(source, root)
-    return _run([(source, plan)], root, problems, f"source {source.path!r}")
+    return _run([(source, plan)], root, problems, f"source {source.path!r}", max_chars)
 
 
 def iter_texts(
@@ -77,10 +84,11 @@ def _run(
     root: Path | str | None,
     problems: Problems,
     what: str,
+    max_chars: int | None = None,
 ) -> Iterator[Document]:
     try:
         for source, files in plans:
-            yield from _iter_source(source, files, root, problems)
+            yield from _iter_source(source, files, root, problems, max_chars)
     finally:
         problems.summarise(what)
 
@@ -91,7 +99,11 @@ def _plan(source: SourceConfig, root: Path | str | None) -> list[Path] | None:
 
 
 def _iter_source(
-    source: SourceConfig, files: list[Path] | None, root: Path | str | None, problems: Problems
+    source: SourceConfig,
+    files: list[Path] | None,
+    root: Path | str | None,
+    problems: Problems,
+    max_chars: int | None,
 ) -> Iterator[Document]:
     problems.source_skipped = problems.source_filtered = 0
     kind = source_kind(source)
@@ -102,7 +114,7 @@ def _iter_source(
         inner = iter_synthetic(source)
     else:
         assert files is not None
-        inner = _iter_files(source, files, problems)
+        inner = _iter_files(source, files, problems, max_chars)
     count = 0
     try:
         for document in inner:
@@ -129,7 +141,7 @@ def _empty_hint(source: SourceConfig, problems: Problems) -> str:
 
 
 def _iter_files(
-    source: SourceConfig, files: list[Path], problems: Problems
+    source: SourceConfig, files: list[Path], problems: Problems, max_chars: int | None
 ) -> Generator[Document, None, None]:
     for path in files:
         fmt = detect_format(path) if source.format == "auto" else source.format
@@ -141,4 +153,4 @@ def _iter_files(
         reader = TEXT_READERS.get(fmt)
         if reader is None:  # pragma: no cover - excluded by the config validator
             raise DataError(f"{path}: format {fmt!r} cannot be read from a file")
-        yield from reader(path, source, problems)
+        yield from reader(path, source, problems, max_chars)

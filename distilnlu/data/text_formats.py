@@ -13,6 +13,10 @@
 ``.bz2`` are decompressed on the fly (WikiExtractor ``--compress`` writes ``.bz2`` shards).
 Document text is stripped of surrounding whitespace; records whose text is empty are dropped
 silently. Bad records go to a :class:`~distilnlu.data.records.Problems`.
+Readers take ``max_chars``, the length documents are cut to afterwards
+(:mod:`distilnlu.data.limits`): the line-based ones (``txt``, ``wikiextractor``) then never hold
+more of an over-long line or article than that cut can need; a JSON or parquet record is parsed
+whole.
 :data:`distilnlu.data.readers.TEXT_READERS` maps each file format to its reader.
 """
 
@@ -65,6 +69,7 @@ REASON_UNTERMINATED_DOC = "unterminated <doc>"
 REASON_OUTSIDE_DOC = "text outside <doc>"
 
 _PARQUET_BATCH_ROWS = 1024
+_LINE_SLACK_BYTES = 1 << 16  # read past the kept characters: room for stripped leading spaces
 _TITLE_RE = re.compile(r'\btitle="([^"]*)"')
 
 
@@ -100,27 +105,37 @@ def detect_format(path: Path) -> str:
 # ------------------------------------------------------------------------------------ readers
 
 
+def _line_bytes(max_chars: int | None) -> int | None:
+    """Bytes of a line to read so that its first ``max_chars + 1`` characters are there (the
+    cut looks one past the limit), at up to 4 bytes a character in UTF-8."""
+    return None if max_chars is None else 4 * (max_chars + 1) + _LINE_SLACK_BYTES
+
+
 def iter_txt(
-    path: Path, source: SourceConfig, problems: Problems
+    path: Path, source: SourceConfig, problems: Problems, max_chars: int | None = None
 ) -> Generator[Document, None, None]:
     """One document per non-empty line, in the source's language."""
     language = normalize_language(source.language)
-    for _, line in iter_lines(path, problems):
+    for _, line in iter_lines(path, problems, _line_bytes(max_chars)):
         text = line.strip()
         if text:
             yield Document(text, language)
 
 
 def iter_wikiextractor(
-    path: Path, source: SourceConfig, problems: Problems
+    path: Path, source: SourceConfig, problems: Problems, max_chars: int | None = None
 ) -> Generator[Document, None, None]:
-    """One document per ``<doc>`` article of a WikiExtractor file, without its title line."""
+    """One document per ``<doc>`` article of a WikiExtractor file, without its title line.
+
+    With ``max_chars``, an article's lines stop being kept once they join to more than that.
+    """
     language = normalize_language(source.language)
     open_line = 0  # line of the current <doc>, 0 when outside any
     open_tag = ""
     expect_title = False
     lines: list[str] = []
-    for number, line in iter_lines(path, problems):
+    kept = 0  # characters of "\n".join(lines)
+    for number, line in iter_lines(path, problems, _line_bytes(max_chars)):
         stripped = line.strip()
         if stripped.startswith(("<doc ", "<doc>")):
             if open_line:
@@ -130,7 +145,7 @@ def iter_wikiextractor(
                     f"{_describe_doc(open_tag)} is not closed by </doc> before the next <doc> "
                     f"at line {number}",
                 )
-            open_line, open_tag, expect_title, lines = number, stripped, True, []
+            open_line, open_tag, expect_title, lines, kept = number, stripped, True, [], 0
         elif stripped == "</doc>":
             if not open_line:
                 problems.bad(
@@ -149,7 +164,9 @@ def iter_wikiextractor(
                 )
         elif expect_title:
             expect_title = False  # WikiExtractor repeats the title on the line after <doc>
-        elif stripped:
+        elif stripped and (max_chars is None or kept <= max_chars):
+            # Past max_chars the article is cut anyway: the lines after it need not be held.
+            kept += len(stripped) + (1 if lines else 0)
             lines.append(stripped)
     if open_line:
         problems.bad(
@@ -165,9 +182,12 @@ def _describe_doc(tag: str) -> str:
 
 
 def iter_jsonl(
-    path: Path, source: SourceConfig, problems: Problems
+    path: Path, source: SourceConfig, problems: Problems, max_chars: int | None = None
 ) -> Generator[Document, None, None]:
-    """One document per JSON object (line) with the text in ``source.text_field``."""
+    """One document per JSON object (line) with the text in ``source.text_field``.
+
+    ``max_chars`` is not used: a JSON line can only be parsed whole.
+    """
     matcher = _Matcher(source, problems)
     for number, record in iter_json_records(path, problems):
         where = f"{path}:{number}"
@@ -177,9 +197,12 @@ def iter_jsonl(
 
 
 def iter_parquet(
-    path: Path, source: SourceConfig, problems: Problems
+    path: Path, source: SourceConfig, problems: Problems, max_chars: int | None = None
 ) -> Generator[Document, None, None]:
-    """One document per row, read batch by batch, only the columns the source needs."""
+    """One document per row, read batch by batch, only the columns the source needs.
+
+    ``max_chars`` is not used: pyarrow reads a value whole.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
