@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,11 @@ import typer
 
 from distilnlu.deploy import commands as deploy_commands
 from distilnlu.errors import DistilNLUError
+
+try:  # typer vendors click since 0.2x; the exceptions it raises are that copy's
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - an older typer on the user's machine
+    from click.exceptions import ClickException  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from distilnlu.config import Recipe
@@ -159,12 +165,21 @@ def tokenizer(
     ),
 ) -> None:
     """Train the recipe's tokenizer, or compare vocabulary sizes with --report."""
+    from distilnlu.config import TokenizerStage
+    from distilnlu.errors import ConfigError
     from distilnlu.pipeline import read_manifest, run_one
     from distilnlu.stages.tokenizer import report as tokenizer_report
 
     cfg = _load(recipe, overrides)
+    if not isinstance(cfg.stages.get(stage), TokenizerStage):
+        raise ConfigError(f"'{stage}' is not a tokenizer stage of {recipe} (--stage)")
     if report:
-        sizes = [int(s) for s in vocab_sizes.split(",")] if vocab_sizes else []
+        try:
+            sizes = [int(s) for s in vocab_sizes.split(",")] if vocab_sizes else []
+        except ValueError:
+            raise ConfigError(
+                f"--vocab-sizes {vocab_sizes!r}: give comma-separated integers, e.g. 4000,8000"
+            ) from None
         typer.echo(tokenizer_report(cfg, stage, sizes))
         return
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -258,15 +273,64 @@ app.command("pick-student")(deploy_commands.pick_student)
 
 
 def main() -> None:
-    """Entry point: user errors print one clear line (no traceback) and exit with status 2."""
+    """Entry point: user errors print one clear line (no traceback) and exit with status 2; a
+    signal prints how to resume and exits with 128 + its number."""
+    from distilnlu.training.signals import Interrupted, install_process_handlers
+
+    install_process_handlers()
     try:
-        app()
+        check_arguments(sys.argv[1:])
+        # Not standalone: usage errors come back here and are printed as one `error:` line too.
+        code = app(standalone_mode=False)
+    except ClickException as exc:  # usage errors: a missing argument, an unknown option
+        if not exc.format_message():  # no arguments: the help was shown (status as click's)
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "distilnlu"
+        typer.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
     except DistilNLUError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; run the same command again to resume", err=True)
-        sys.exit(130)
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        typer.echo(f"error: {os_error_message(exc)}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def check_arguments(args: list[str]) -> None:
+    """Refuse arguments that are not valid UTF-8 (Python passes their bytes on as lone
+    surrogates, which would fail deep inside a tokenizer or a YAML writer)."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            raise DistilNLUError(
+                f"argument {position} ({shown}) is not valid UTF-8; check the terminal's encoding"
+                " (or rename the file)"
+            ) from None
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for what the machine refused (permissions, a full disk, a missing file)."""
+    where = f" {exc.filename}" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    hints = {
+        errno.EACCES: "check the folder's permissions (or choose another output_dir)",
+        errno.EPERM: "check the folder's permissions (or choose another output_dir)",
+        errno.EROFS: "the file system is read-only: choose another output_dir",
+        errno.ENOSPC: "free some space, then run the same command again to resume",
+        errno.EDQUOT: "free some space, then run the same command again to resume",
+        errno.ENOENT: "check the path",
+    }
+    hint = hints.get(exc.errno or 0, "fix it and run the same command again")
+    return f"{what}:{where}; {hint}"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from distilnlu.data.labeled_config import LabeledSetConfig
 from distilnlu.data.masking import MaskingConfig
 from distilnlu.data.source_config import SourceConfig
 from distilnlu.errors import ConfigError
-from distilnlu.modeling.presets import ModelShape
+from distilnlu.modeling.presets import ModelShape, resolve_shape
 from distilnlu.rundir import LM_KINDS
 from distilnlu.supervised_config import FinetuneStage, SupervisedStage, TaskDistillStage, ref_stage
 
@@ -100,6 +100,10 @@ class TokenizerStage(StrictModel):
         """Earlier stages (or folders / hub ids) that this stage reads."""
         return []
 
+    def references(self) -> dict[str, str]:
+        """Every model or tokenizer reference of the stage, by its key (checked before a run)."""
+        return {"pretrained": self.pretrained} if self.pretrained else {}
+
 
 class _TrainingStage(StrictModel):
     """What pretraining and distillation stages share: a start, data, optimisation, evaluation."""
@@ -119,6 +123,11 @@ class _TrainingStage(StrictModel):
     def _one_start(self) -> _TrainingStage:
         if (self.model is None) == (self.init is None):
             raise ValueError("give exactly one of `model` (a fresh model) or `init`")
+        if isinstance(self.model, str):  # a misspelt preset fails here, not after earlier stages
+            try:
+                resolve_shape(self.model)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
         if not self.data or any(w <= 0 for w in self.data.values()):
             raise ValueError("`data` needs at least one corpus with a positive weight")
         if self.training.epochs is not None:
@@ -142,6 +151,10 @@ class PretrainStage(_TrainingStage):
 
     def stage_refs(self) -> list[str]:
         return [r for r in (self.init, self.tokenizer) if r]
+
+    def references(self) -> dict[str, str]:
+        refs = {"init": self.init, "tokenizer": None if self.init else self.tokenizer}
+        return {k: v for k, v in refs.items() if v}
 
 
 class TeacherConfig(StrictModel):
@@ -251,6 +264,13 @@ class DistillStage(_TrainingStage):
         refs = [self.init, self.tokenizer, copy_from, *(t.model for t in self.teachers)]
         return list(dict.fromkeys(r for r in refs if r))
 
+    def references(self) -> dict[str, str]:
+        copy_from = self.init_from_teacher.teacher if self.init_from_teacher else None
+        refs = {"init": self.init, "tokenizer": self.tokenizer}
+        refs["init_from_teacher.teacher"] = copy_from
+        refs.update({f"teachers[{i}].model": t.model for i, t in enumerate(self.teachers)})
+        return {k: v for k, v in refs.items() if v}
+
 
 StageConfig = TokenizerStage | PretrainStage | DistillStage | FinetuneStage | TaskDistillStage
 """Every stage kind's config class; a new kind adds its class here (and a runner in
@@ -262,7 +282,10 @@ STAGE_CLASSES: tuple[type[StrictModel], ...] = get_args(StageConfig)
 class Recipe(StrictModel):
     """A whole pipeline: data, and stages run in the order written."""
 
-    name: str = Field(description="Run name; outputs go to <output_dir>/<name>/.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Run name (letters, digits, . _ -); outputs go to <output_dir>/<name>/.",
+    )
     seed: int = Field(0, description="Global seed (data order, masks, initialisation).")
     output_dir: Path = Field(Path("runs"), description="Parent folder of run folders.")
     data: DataConfig

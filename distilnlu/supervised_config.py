@@ -100,6 +100,9 @@ class FinetuneStage(SupervisedStage):
     def stage_refs(self) -> list[str]:
         return list(self.models)
 
+    def references(self) -> dict[str, str]:
+        return {f"models[{i}]": ref for i, ref in enumerate(self.models)}
+
 
 class TaskDistillLossConfig(StrictModel):
     """Weights of the task-aware distillation loss (docs/distillation.md)."""
@@ -183,3 +186,13 @@ class TaskDistillStage(SupervisedStage):
     def stage_refs(self) -> list[str]:
         refs = [*self.teachers, self.student, *([self.augment.model] if self.augment else [])]
         return list(dict.fromkeys(ref_stage(r) for r in refs))
+
+    def references(self) -> dict[str, str]:
+        if isinstance(self.teacher, str):
+            refs = {"teacher": self.teacher}
+        else:
+            refs = {f"teacher[{i}]": ref for i, ref in enumerate(self.teacher)}
+        refs["student"] = self.student
+        if self.augment is not None:
+            refs["augment.model"] = self.augment.model
+        return refs

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -23,7 +24,7 @@ from transformers.utils import logging as hf_logging
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ModelError
 from distilnlu.evaluation.decoding import TagPrior
-from distilnlu.modeling.loading import looks_like_hub_id
+from distilnlu.modeling.loading import damaged_weights, looks_like_hub_id
 from distilnlu.rundir import write_json
 from distilnlu.tasks import INTENT_SLOT, Task, task_named
 
@@ -48,6 +49,8 @@ def load_encoder(source: str | Path) -> PreTrainedModel:
             )
         except TypeError:  # a model class without a pooler option
             return AutoModel.from_pretrained(str(source), local_files_only=local)
+    except SafetensorError as exc:
+        raise ModelError(damaged_weights(source, exc)) from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load an encoder from {source}: {exc}") from None
     finally:
@@ -167,7 +170,11 @@ def load_nlu_model(folder: str | Path) -> EncoderClassifier:
         task=task_named(settings["task"]),
         pooling=settings.get("pooling", "mean"),
     )
-    missing, unexpected = model.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)
+    try:
+        heads = load_file(str(folder / HEADS_FILE))
+    except (OSError, SafetensorError) as exc:
+        raise ModelError(damaged_weights(folder / HEADS_FILE, exc)) from None
+    missing, unexpected = model.load_state_dict(heads, strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
         raise ModelError(f"{folder}/{HEADS_FILE} does not fit the model: {missing or unexpected}")

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
+
 from distilnlu.errors import ModelError
 
 if TYPE_CHECKING:
@@ -47,6 +49,26 @@ def looks_like_hub_id(value: str | Path) -> bool:
     if Path(value).expanduser().exists():
         return False
     return bool(_HUB_ID.match(value)) and ".." not in value and not value.endswith((".", "-"))
+
+
+def damaged_weights(where: str | Path, err: Exception) -> str:
+    """The message for a weights file that does not parse (truncated copy, disk fault), naming
+    the file when ``where`` is a folder."""
+    path = Path(where)
+    if path.is_dir():
+        from safetensors import safe_open
+
+        for file in sorted(path.glob("*.safetensors")):
+            try:
+                with safe_open(str(file), framework="pt"):
+                    pass
+            except (OSError, SafetensorError):
+                path = file
+                break
+    return (
+        f"{path}: the weights file is damaged ({err}); restore it, or delete the folder and run"
+        " the stage that wrote it again"
+    )
 
 
 def _masked_lm_classes() -> tuple[dict[str, str], set[str]]:
@@ -178,6 +200,8 @@ def load_masked_lm(
             model, info = _from_pretrained(source, None, **kwargs)
     except ModelError:
         raise
+    except SafetensorError as err:
+        raise ModelError(damaged_weights(where, err)) from None
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise ModelError(f"{where}: could not load the masked LM: {err}") from None
 

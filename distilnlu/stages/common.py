@@ -18,8 +18,9 @@ from distilnlu.data.corpus import heldout_texts, pretraining_batches
 from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
 from distilnlu.evaluation.lm import evaluate_lm
+from distilnlu.faults import fault_point
 from distilnlu.modeling.presets import ModelShape, build_model, count_parameters, resolve_shape
-from distilnlu.rundir import METRICS, RECIPE, LMEval, TrainedMetrics, write_json
+from distilnlu.rundir import METRICS, RECIPE, LMEval, TrainedMetrics, atomic_write, write_json
 from distilnlu.supervised_config import ref_stage
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import LoopState, train_loop, trained_weights
@@ -46,8 +47,10 @@ def resolve_ref(recipe: Recipe, ref: str) -> str:
 
 def write_stage_files(out_dir: Path, recipe: Recipe, metrics: Mapping[str, Any]) -> None:
     """The resolved recipe, then ``metrics.json``: written last, it marks the folder done."""
-    (out_dir / RECIPE).write_text(dump_recipe(recipe))
+    fault_point("stage_saved")
+    atomic_write(out_dir / RECIPE, dump_recipe(recipe))
     write_json(out_dir / METRICS, metrics)
+    fault_point("metrics_written")
 
 
 def build_fresh(

@@ -26,6 +26,7 @@ from distilnlu.distributed import is_main, world_size
 from distilnlu.evaluation.decoding import TagPrior, tune_prior
 from distilnlu.evaluation.inference import latency_ms, score_items
 from distilnlu.evaluation.metrics import exact_match, slot_prf
+from distilnlu.faults import fault_point
 from distilnlu.modeling.classifier import EncoderClassifier, load_encoder
 from distilnlu.modeling.loading import is_masked_lm_folder, load_masked_lm, looks_like_hub_id
 from distilnlu.modeling.presets import count_parameters
@@ -89,6 +90,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
             done = out_dir / key / METRICS
             if done.is_file():
                 models[key] = json.loads(done.read_text())
+                drop_training_files(out_dir / key)  # what a kill after its metrics left
                 continue
             if ref not in lm_cache:
                 lm_cache[ref] = lm_metrics(resolve_ref(recipe, ref), lm_items)
@@ -108,6 +110,13 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     if is_main():
         write_stage_files(out_dir, recipe, metrics)
     return metrics
+
+
+def drop_training_files(model_dir: Path) -> None:
+    """A finished model's checkpoints and best-weights file (main process)."""
+    if is_main():
+        remove_checkpoints(model_dir)
+        (model_dir / BEST_WEIGHTS).unlink(missing_ok=True)
 
 
 class FinetuneRun:
@@ -283,7 +292,8 @@ class FinetuneRun:
                 out_dir, extra={"source": self.ref, "max_length": stage.max_length}
             )
             self.tokenizer.save_pretrained(out_dir)
+            fault_point("stage_saved")
             write_json(out_dir / METRICS, metrics)
-            remove_checkpoints(out_dir)
-            (out_dir / BEST_WEIGHTS).unlink(missing_ok=True)
+            fault_point("metrics_written")
+            drop_training_files(out_dir)
         return metrics

@@ -36,7 +36,7 @@ from distilnlu.modeling.classifier import NLU_CONFIG, EncoderClassifier, load_nl
 from distilnlu.modeling.loading import load_masked_lm
 from distilnlu.rundir import METRICS, FinetuneMetrics, ModelMetrics, read_json
 from distilnlu.stages.common import resolve_ref, write_stage_files
-from distilnlu.stages.finetune import FinetuneRun, Sets, load_sets, model_key
+from distilnlu.stages.finetune import FinetuneRun, Sets, drop_training_files, load_sets, model_key
 from distilnlu.supervised_config import ref_stage
 from distilnlu.tasks import Task
 from distilnlu.tokenization import load_tokenizer
@@ -110,6 +110,8 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     done = out_dir / key / METRICS
     # A kill after the model was saved but before the stage's summary: the model is done.
     saved = read_json(done) if done.is_file() else None
+    if saved is not None:
+        drop_training_files(out_dir / key)
     model = cast(ModelMetrics, saved) if saved is not None else job.run(stage_hash, None)
     joins = ref_stage(stage.teachers[0])
     metrics: FinetuneMetrics = {
