@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SPECIAL_TOKENS",
     "FertilityRow",
+    "check_tokenizer",
     "fertility_report",
     "format_report",
     "load_tokenizer",
@@ -202,14 +203,22 @@ def train_tokenizer(
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """Load a tokenizer with ``AutoTokenizer.from_pretrained``.
+    """Load a tokenizer with ``AutoTokenizer.from_pretrained``, and check it is a real one.
 
     A local folder is read offline (``local_files_only=True``). A string that is not an existing
     path but looks like a hub id (``owner/name``) is fetched from the hub, so a teacher's tokenizer
     can be reused by name.
 
+    ``transformers`` builds a stand-in with only the special tokens when a model folder has lost
+    its ``tokenizer.json`` (from ``config.json``'s model type, or a ``tokenizer_config.json`` that
+    names a slow class). Such a tokenizer maps every word to ``<unk>`` and the model answers
+    confidently and wrongly, so it is refused, as is a tokenizer that does not fit the model in
+    the same folder (``config.json``'s ``vocab_size``): more tokens than embedding rows, or fewer
+    than half of them (:func:`check_tokenizer`).
+
     Raises:
-        ModelError: the path does not exist, the folder holds no tokenizer, or loading fails.
+        ModelError: the path does not exist, the folder holds no tokenizer, loading fails, or the
+            tokenizer has no vocabulary or does not fit the folder's model.
     """
     from transformers import AutoTokenizer
 
@@ -217,12 +226,14 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
 
     if looks_like_hub_id(path):
         try:
-            return AutoTokenizer.from_pretrained(str(path))
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
         except Exception as err:  # network errors, unknown repos
             raise ModelError(
                 f"{str(path)!r} is not a local folder, and loading its tokenizer from the "
-                f"Hugging Face hub failed: {err}"
+                f"Hugging Face hub failed: {_first_line(err)}"
             ) from None
+        check_tokenizer(tokenizer, str(path))
+        return tokenizer
     folder = Path(path).expanduser()
     if not folder.exists():
         raise ModelError(f"tokenizer path {str(folder)!r} does not exist")
@@ -234,9 +245,66 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
             "as written by save_pretrained)"
         )
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ModelError(f"{folder}: could not load the tokenizer: {err}") from None
+        reason = _missing_file(folder) or _first_line(err)
+        raise ModelError(f"{folder}: could not load the tokenizer: {reason}") from None
+    check_tokenizer(tokenizer, folder, _model_vocab_size(folder))
+    return tokenizer
+
+
+def check_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, where: str | Path, model_vocab_size: int | None = None
+) -> None:
+    """Refuse a tokenizer with no token besides its special ones, or (given the model's
+    embedding size) one with more tokens than the model has rows, or fewer than half as many:
+    either is not the tokenizer the model was trained with. One-line :class:`ModelError`s."""
+    size = len(tokenizer)
+    specials = set(tokenizer.all_special_tokens)
+    specials |= set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    if not set(tokenizer.get_vocab()) - specials:
+        missing = _missing_file(Path(where)) if Path(where).is_dir() else None
+        raise ModelError(
+            f"{where}: the tokenizer has no vocabulary, only {size} special tokens"
+            f" ({missing or 'tokenizer.json holds no pieces'}); every word would be <unk>"
+        )
+    if model_vocab_size is None or model_vocab_size // 2 <= size <= model_vocab_size:
+        return
+    missing = _missing_file(Path(where)) if Path(where).is_dir() else None
+    relation = "more" if size > model_vocab_size else "far fewer"
+    raise ModelError(
+        f"{where}: the tokenizer has {size} tokens, {relation} than the {model_vocab_size}"
+        f" embedding rows of the model in config.json, so it is not the model's tokenizer"
+        f"{f' ({missing})' if missing else ''}; copy tokenizer.json and tokenizer_config.json"
+        " from the folder the model was trained in"
+    )
+
+
+def _model_vocab_size(folder: Path) -> int | None:
+    """``vocab_size`` of a model's ``config.json`` in ``folder``; None for a tokenizer-only
+    folder, or a config without one (composite models)."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    size = config.get("vocab_size") if isinstance(config, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def _missing_file(folder: Path) -> str | None:
+    """``tokenizer.json is missing`` when the folder has neither it nor a slow vocabulary file."""
+    present = [name for name in _TOKENIZER_FILES[2:] if (folder / name).is_file()]
+    if (folder / "tokenizer.json").is_file() or present:
+        return None
+    return "tokenizer.json is missing"
+
+
+def _first_line(err: BaseException) -> str:
+    """The first non-blank line of an error: ``transformers`` writes some over several."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _is_wordpiece(tokenizer: PreTrainedTokenizerBase, vocab: dict[str, int]) -> bool:

@@ -3,6 +3,14 @@
 Every backend is a callable ``(input_ids [B, T] int64, attention_mask [B, T] int64) ->
 (intent_logits [B, I] float32, slot_logits [B, T, S] float32 | None)`` on NumPy arrays, so the
 parser, the service and the benchmarks do not care which one runs.
+
+Answers must not depend on what else is in the batch (the service batches unrelated requests
+together). PyTorch and fp32 ONNX mask padding out exactly: a text's argmax answers alone and in a
+padded batch are the same (tested). Dynamic int8 is not batch-invariant: ONNX Runtime picks each
+activation's quantisation scale from the whole tensor, padding and the other texts included, so a
+text's logits move with its neighbours. The int8 backend therefore runs one text at a time,
+unpadded (:class:`OnnxBackend` ``one_at_a_time``); a static-scale int8 export would be batch-
+invariant and batched, and is not built yet.
 """
 
 from __future__ import annotations
@@ -68,9 +76,16 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An ONNX Runtime session on the CPU; ``threads`` caps its intra-op thread pool."""
+    """An ONNX Runtime session on the CPU; ``threads`` caps its intra-op thread pool.
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    ``one_at_a_time``: run each row alone, cut to its real length (right padding is assumed, as
+    the parser pads), and pad the slot logits back with zeros, for graphs whose results depend on
+    the batch (dynamic int8, see the module docstring).
+    """
+
+    def __init__(
+        self, path: str | Path, threads: int | None = None, one_at_a_time: bool = False
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -85,10 +100,36 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load {path}: {exc}") from None
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.one_at_a_time = one_at_a_time
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Logits:
+        if self.one_at_a_time and len(input_ids) > 1:
+            return self._rows(input_ids, attention_mask)
+        return self._run(input_ids, attention_mask)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Logits:
         result = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         return result[0], (result[1] if len(result) > 1 else None)
+
+    def _rows(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Logits:
+        lengths = attention_mask.sum(1)
+        outs = [
+            self._run(input_ids[i : i + 1, :n], attention_mask[i : i + 1, :n])
+            for i, n in enumerate(lengths.tolist())
+        ]
+        intents = np.concatenate([intent for intent, _ in outs])
+        if outs[0][1] is None:
+            return intents, None
+        slots = np.zeros((*input_ids.shape, outs[0][1].shape[-1]), dtype=outs[0][1].dtype)
+        for i, (_, row) in enumerate(outs):
+            assert row is not None  # one graph: every row has slot logits, or none has
+            slots[i, : row.shape[1]] = row[0]
+        return intents, slots
+
+
+def onnx_backend(path: str | Path, backend: str, threads: int | None = None) -> OnnxBackend:
+    """The session of an exported file, one text at a time for int8 (the module docstring)."""
+    return OnnxBackend(path, threads, one_at_a_time=backend == "onnx-int8")
 
 
 def load_backend(folder: str | Path, backend: str, threads: int | None = None) -> RunFn:
@@ -99,4 +140,4 @@ def load_backend(folder: str | Path, backend: str, threads: int | None = None) -
         if threads:
             torch.set_num_threads(threads)
         return TorchBackend(load_nlu_model(folder))
-    return OnnxBackend(onnx_path(folder, backend), threads)
+    return onnx_backend(onnx_path(folder, backend), backend, threads)

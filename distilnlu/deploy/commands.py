@@ -6,10 +6,14 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from distilnlu.errors import ConfigError, DataError
+from distilnlu.errors import ConfigError, DataError, DistilNLUError
+
+if TYPE_CHECKING:
+    from distilnlu.deploy.parser import Parser
 
 BACKEND_HELP = "auto (fastest exported: onnx-int8, onnx, then torch) | torch | onnx | onnx-int8."
 
@@ -46,7 +50,12 @@ def export(
 
 
 def labeled_file(data: Path, data_format: str, partition: str | None) -> list:
-    """The examples of one labeled file or folder given on the command line."""
+    """The examples of one labeled file or folder given on the command line.
+
+    With ``--partition``, every MASSIVE record must say which partition it is in: the reader
+    drops the records of other partitions silently, and would drop the ones with none too, so a
+    file without the field would be scored on a part of itself (or nothing) without a word.
+    """
     from distilnlu.data.labeled import load_labeled
     from distilnlu.data.labeled_config import LabeledSetConfig
 
@@ -54,7 +63,28 @@ def labeled_file(data: Path, data_format: str, partition: str | None) -> list:
         cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
     except ValueError as exc:
         raise ConfigError(f"--format/--data: {exc}") from None
+    if partition is not None and data_format == "massive":
+        check_partitions(str(data), partition)
     return load_labeled(cfg)
+
+
+def check_partitions(path: str, partition: str) -> None:
+    """A one-line :class:`DataError` naming the first file under ``path`` with records that
+    have no ``partition`` (bad lines are left to the reader, which reports them)."""
+    from distilnlu.data.paths import resolve_paths
+    from distilnlu.data.records import Problems, iter_json_records
+
+    for file in resolve_paths(path):
+        total = missing = 0
+        for _, record in iter_json_records(file, Problems("skip", None)):  # streamed, not held
+            total += 1
+            missing += not isinstance(record.get("partition"), str)
+        if missing:
+            raise DataError(
+                f"{file}: {missing} of {total} records have no 'partition' field, so"
+                f" --partition {partition} would skip them silently; leave out --partition to"
+                " score every record, or give each record its partition (train, dev or test)"
+            )
 
 
 def _parity_table(report: dict) -> str:
@@ -86,45 +116,93 @@ def predict(
     threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all)."),
 ) -> None:
     """Parse utterances: one JSON line each with intent, confidence and slots (type, value,
-    character start/end)."""
+    character start/end). With --input, one line per input line: a line that cannot be parsed
+    gets {"line", "error"}, the others are answered, and the command then exits with status 2."""
     from distilnlu.deploy.parser import Parser
+    from distilnlu.deploy.texts import check_text
 
     if bool(texts) == bool(input_file):
         raise ConfigError("give utterances as arguments or --input FILE (one of the two)")
-    if texts:
-        records = [{"text": t} for t in texts]
+    if texts:  # an argument the parser cannot take stops the command before the model loads
+        records = [{"text": check_text(t, f"utterance {i}")} for i, t in enumerate(texts, 1)]
     else:
         assert input_file is not None  # exactly one of the two, checked above
         records = list(read_inputs(input_file))
     parser = Parser.load(model_dir, backend=backend, threads=threads)
     for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        for record, result in zip(chunk, parser.parse([r["text"] for r in chunk]), strict=True):
-            extra = {"id": record["id"]} if "id" in record else {}
-            sys.stdout.write(json.dumps({**extra, **result}, ensure_ascii=False) + "\n")
+        for row in answer_records(parser, records[start : start + batch_size]):
+            sys.stdout.write(json_line(row))
+    failed = [r for r in records if "error" in r]
+    if failed:
+        raise DataError(
+            f"{input_file}: {len(failed)} of {len(records)} lines could not be parsed (their"
+            f" output rows hold an 'error'); line {failed[0]['line']}: {failed[0]['error']}"
+        )
 
 
-def read_inputs(path: Path) -> Iterator[dict]:
-    """Records with a non-empty ``text`` (and an optional ``id``) from a .txt or .jsonl file;
-    blank lines are skipped, anything else unusable is a ``file:line`` error."""
+def json_line(row: dict[str, Any]) -> str:
+    """``row`` as one JSON line; with ``\\u`` escapes if it holds what UTF-8 cannot spell (an
+    ``id`` with a lone surrogate), which would otherwise fail the write to stdout."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row)
+    return line + "\n"
+
+
+def answer_records(parser: Parser, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One output row per record, in order: the parse (with the record's ``id``, if any), or
+    for a record that already carries an ``error``, ``{"line", "error"}`` (and ``id``)."""
+    good = [r for r in records if "error" not in r]
+    results = iter(parser.parse([r["text"] for r in good]))
+    rows = []
+    for record in records:
+        extra = {"id": record["id"]} if "id" in record else {}
+        if "error" in record:
+            rows.append({**extra, "line": record["line"], "error": record["error"]})
+        else:
+            rows.append({**extra, **next(results)})
+    return rows
+
+
+def read_inputs(path: Path) -> Iterator[dict[str, Any]]:
+    """One record per line of a .txt or .jsonl file: ``{"line", "text"}`` (and ``id``, from
+    .jsonl), or ``{"line", "error"}`` for a line the parser cannot take (blank, not JSON, no
+    usable ``text``, not UTF-8, too long), so that outputs line up with inputs.
+
+    A UTF-8 byte order mark is not part of the first text. Undecodable bytes are kept as
+    ``surrogateescape`` characters, so that only their own line is refused, by the text check.
+    """
+    from distilnlu.deploy.texts import check_text
+
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     jsonl = path.suffix == ".jsonl"
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
         for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            if not jsonl:
-                yield {"text": line.strip()}
-                continue
+            record: dict[str, Any] = {}
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{path}:{number}: expected an object with a non-empty 'text'")
-            yield {"text": text, **({"id": record["id"]} if "id" in record else {})}
+                record = _jsonl_record(line) if jsonl else {"text": line.strip()}
+                check_text(record["text"])
+            except DistilNLUError as exc:
+                ident = {"id": record["id"]} if "id" in record else {}
+                yield {"line": number, **ident, "error": str(exc)}
+                continue
+            yield {"line": number, **record}
+
+
+def _jsonl_record(line: str) -> dict[str, Any]:
+    """``{"text"}`` (and ``id``) of one .jsonl line; a :class:`DataError` saying what is wrong."""
+    if not line.strip():
+        raise DataError("the line is blank: there is nothing to parse")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not JSON ({exc.msg})") from None
+    if not isinstance(record, dict) or "text" not in record:
+        raise DataError("expected an object with a 'text' field")
+    return {"text": record["text"], **({"id": record["id"]} if "id" in record else {})}
 
 
 def serve(
@@ -139,12 +217,29 @@ def serve(
     max_wait_ms: float = typer.Option(
         2.0, min=0.0, help="How long a request waits for others to share its model call."
     ),
+    read_timeout: float = typer.Option(
+        10.0,
+        min=0.001,
+        help="Seconds a client may take to send a request's headers, then its body (408 after"
+        " that, and the connection is closed).",
+    ),
+    max_body_bytes: int | None = typer.Option(
+        None,
+        min=1,
+        help="Largest request body (413 over it). Default: the largest legal request, from"
+        " --max-texts and --max-chars.",
+    ),
 ) -> None:
     """HTTP service: POST /v1/parse, GET /health, and a try-it page at GET /."""
     from distilnlu.deploy.serve import ServeSettings, run_server
 
     settings = ServeSettings(
-        max_chars=max_chars, max_texts=max_texts, max_batch=max_batch, max_wait_ms=max_wait_ms
+        max_chars=max_chars,
+        max_texts=max_texts,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_body_bytes=max_body_bytes,
+        read_timeout_s=read_timeout,
     )
     run_server(model_dir, host=host, port=port, backend=backend, threads=threads, settings=settings)
 

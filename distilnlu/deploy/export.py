@@ -22,7 +22,7 @@ import torch
 
 from distilnlu.data.examples import NLUExample
 from distilnlu.data.labeled import LabelVocab
-from distilnlu.deploy.backends import ONNX_FILES, OnnxBackend, TorchBackend, onnx_path
+from distilnlu.deploy.backends import ONNX_FILES, TorchBackend, onnx_backend, onnx_path
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier
@@ -85,7 +85,8 @@ def export_onnx(model: EncoderClassifier, path: Path) -> None:
 
 def quantize_int8(source: Path, path: Path) -> None:
     """Dynamic int8 quantisation of the MatMuls (weights int8 per output channel, activations
-    quantised per batch at run time).
+    quantised per batch at run time, which is why the int8 backend runs one text at a time:
+    :mod:`distilnlu.deploy.backends`).
 
     Embedding lookups stay fp32: quantising them too cost intent agreement on the demo dev set
     (99.0% vs 99.3%, docs/deployment.md) for a smaller file but no speed.
@@ -195,7 +196,7 @@ def export_model(
     for backend, seconds in timings.items():
         path = onnx_path(folder, backend)
         candidate = Parser(
-            OnnxBackend(path),
+            onnx_backend(path, backend),  # as predict and serve run it
             reference.tokenizer,
             reference.labels,
             max_length=reference.max_length,

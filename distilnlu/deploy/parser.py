@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer
 
 from distilnlu.data.finetune import first_subtokens
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import RunFn, load_backend, resolve_backend
+from distilnlu.deploy.texts import MAX_CHARS, check_text
 from distilnlu.errors import ModelError
 from distilnlu.evaluation.decoding import BIODecoder, TagPrior
 from distilnlu.evaluation.metrics import chunks
 from distilnlu.modeling.classifier import read_nlu_config, read_slot_prior
 from distilnlu.tasks import task_named
+from distilnlu.tokenization import load_tokenizer
 
 _WORD = re.compile(r"\S+")
 DEFAULT_MAX_LENGTH = 128
@@ -80,6 +81,8 @@ class Parser:
 
     A result is ``{"text", "intent", "confidence", "slots": [{"type", "value", "start", "end"}],
     "truncated"}``; ``truncated`` says words past ``max_length`` sub-tokens were not tagged.
+    ``parse`` refuses texts :func:`~distilnlu.deploy.texts.check_text` refuses (longer than
+    ``max_chars``, among others) with a :class:`~distilnlu.errors.DataError`.
     """
 
     def __init__(
@@ -92,16 +95,26 @@ class Parser:
         backend: str = "torch",
         name: str = "",
         prior: TagPrior | None = None,
+        max_chars: int = MAX_CHARS,
     ) -> None:
         self.run, self.tokenizer, self.labels = run, tokenizer, labels
         self.max_length, self.backend, self.name = max_length, backend, name
+        self.max_chars = max_chars
         self.prior = prior
         self._fast = _private_fast_tokenizer(tokenizer, max_length)
         # Built once, not per call; the model's slot prior, as evaluation decodes with it.
         self.decoder = BIODecoder(labels.slot_tags, prior)
 
     @classmethod
-    def load(cls, folder: str | Path, backend: str = "auto", threads: int | None = None) -> Parser:
+    def load(
+        cls,
+        folder: str | Path,
+        backend: str = "auto",
+        threads: int | None = None,
+        max_chars: int = MAX_CHARS,
+    ) -> Parser:
+        """The model of ``folder``; its tokenizer is checked to be real and to fit the model's
+        vocabulary (:func:`~distilnlu.tokenization.load_tokenizer`)."""
         folder = Path(folder)
         settings = read_nlu_config(folder)
         if not task_named(settings["task"]).has_slots:
@@ -111,14 +124,16 @@ class Parser:
             )
         chosen = resolve_backend(folder, backend)
         labels = LabelVocab.load(folder)
+        tokenizer = load_tokenizer(folder)  # before the model: a folder without one fails fast
         return cls(
             load_backend(folder, chosen, threads),
-            AutoTokenizer.from_pretrained(str(folder)),
+            tokenizer,
             labels,
             max_length=int(settings.get("max_length", DEFAULT_MAX_LENGTH)),
             backend=chosen,
             name=folder.name,
             prior=read_slot_prior(folder, settings, len(labels.slot_tags)),
+            max_chars=max_chars,
         )
 
     def encode(self, split: Sequence[Words]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
@@ -174,10 +189,9 @@ class Parser:
     def parse(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         if not texts:
             return []
+        for i, text in enumerate(texts):
+            check_text(text, f"text {i}", self.max_chars)
         split = [split_words(t) for t in texts]
-        empty = [i for i, s in enumerate(split) if not s.words]
-        if empty:
-            raise ValueError(f"text {empty[0]} is empty (no words to parse)")
         out = self.tag_words(split)
         results = []
         for row, (text, words) in enumerate(zip(texts, split, strict=True)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -74,3 +75,14 @@ def running_server(tiny_nlu_dir, tmp_path_factory):
         yield server
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_nlu_dir, tiny_nlu_examples):
+    """A copy of the tiny model, exported to fp32 and int8 ONNX with gold-labelled parity."""
+    from distilnlu.deploy.export import export_model
+
+    folder = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(tiny_nlu_dir, folder)
+    report = export_model(folder, int8=True, sample=tiny_nlu_examples[:120])
+    return folder, report

@@ -11,18 +11,9 @@ from typer.testing import CliRunner
 
 from distilnlu.cli import app
 from distilnlu.deploy.backends import OnnxBackend, TorchBackend, resolve_backend
-from distilnlu.deploy.export import EXPORT_REPORT, dev_sample, export_model
+from distilnlu.deploy.export import EXPORT_REPORT, dev_sample
 from distilnlu.deploy.parser import Parser, split_words
 from distilnlu.modeling.classifier import load_nlu_model
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, tiny_nlu_dir, tiny_nlu_examples):
-    """A copy of the tiny model, exported to fp32 and int8 ONNX with gold-labelled parity."""
-    folder = tmp_path_factory.mktemp("exported") / "model"
-    shutil.copytree(tiny_nlu_dir, folder)
-    report = export_model(folder, int8=True, sample=tiny_nlu_examples[:120])
-    return folder, report
 
 
 def test_fp32_onnx_matches_pytorch_within_1e_4(exported):

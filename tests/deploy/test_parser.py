@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
 from distilnlu.data.slots import check_bio
 from distilnlu.deploy.parser import Parser, slots_from_tags, split_words
-from distilnlu.errors import ModelError
+from distilnlu.errors import DataError, ModelError
+from distilnlu.tokenization import load_tokenizer
 
 
 def test_split_words_keeps_character_offsets():
@@ -87,8 +92,49 @@ def test_long_text_is_flagged_truncated_and_its_tail_untagged(tiny_nlu_dir):
 
 def test_empty_text_is_refused(tiny_nlu_dir):
     parser = Parser.load(tiny_nlu_dir, backend="torch")
-    with pytest.raises(ValueError, match="text 1 is empty"):
+    with pytest.raises(DataError, match="text 1 is empty"):
         parser.parse(["play jazz", "   "])
+
+
+def model_copy(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_folder_whose_tokenizer_json_is_gone_is_refused(tiny_nlu_dir, tmp_path):
+    """transformers makes a 5-token RobertaTokenizer of what is left: every word <unk>."""
+    folder = model_copy(tiny_nlu_dir, tmp_path / "model")
+    (folder / "tokenizer.json").unlink()
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({**config, "tokenizer_class": "RobertaTokenizer"})
+    )
+    with pytest.raises(ModelError) as err:
+        Parser.load(folder, backend="torch")
+    message = str(err.value)
+    assert message == (
+        f"{folder}: the tokenizer has no vocabulary, only 5 special tokens (tokenizer.json is"
+        " missing); every word would be <unk>"
+    )
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))  # the usual config
+    with pytest.raises(ModelError, match=r"could not load the tokenizer: tokenizer\.json is"):
+        Parser.load(folder, backend="torch")
+
+
+def test_a_tokenizer_that_does_not_fit_the_model_is_refused(tiny_nlu_dir, tmp_path):
+    folder = model_copy(tiny_nlu_dir, tmp_path / "model")
+    size = len(load_tokenizer(folder))
+    config = json.loads((folder / "config.json").read_text())
+    for vocab, says in [(size - 1, "more than"), (4 * size, "far fewer than")]:
+        (folder / "config.json").write_text(json.dumps({**config, "vocab_size": vocab}))
+        with pytest.raises(ModelError) as err:
+            load_tokenizer(folder)
+        assert str(err.value).startswith(
+            f"{folder}: the tokenizer has {size} tokens, {says} the {vocab} embedding rows"
+        )
+        assert "\n" not in str(err.value)
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": size + 64}))
+    assert len(load_tokenizer(folder)) == size  # a padded embedding is fine
 
 
 def test_onnx_backend_without_export_says_how_to_make_it(tiny_nlu_dir, tmp_path):

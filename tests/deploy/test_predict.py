@@ -28,9 +28,9 @@ def test_predict_arguments_give_the_parser_answers(tiny_nlu_dir):
 
 def test_predict_reads_txt_and_jsonl_and_keeps_ids(tiny_nlu_dir, tmp_path):
     txt = tmp_path / "in.txt"
-    txt.write_text("wake me up at six\n\n  turn off the lights  \n")
+    txt.write_text("wake me up at six\n  turn off the lights  \n")
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text('{"id": "a1", "text": "wake me up at six"}\n\n{"text": "hi there"}\n')
+    jsonl.write_text('{"id": "a1", "text": "wake me up at six"}\n{"text": "hi there"}\n')
     out_txt = CliRunner().invoke(app, ["predict", str(tiny_nlu_dir), "--input", str(txt)])
     out_jsonl = CliRunner().invoke(
         app, ["predict", str(tiny_nlu_dir), "--input", str(jsonl), "--batch-size", "1"]
@@ -44,19 +44,29 @@ def test_predict_reads_txt_and_jsonl_and_keeps_ids(tiny_nlu_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content, message",
+    "content, error",
     [
-        ('{"text": "ok"}\nnot json\n', r"in\.jsonl:2: not JSON"),
-        ('{"text": ""}\n', r"in\.jsonl:1: expected an object with a non-empty 'text'"),
-        ('["a list"]\n', r"in\.jsonl:1: expected an object"),
-        ('{"utt": "wrong field"}\n', r"in\.jsonl:1: expected an object"),
+        ('{"text": "ok"}\nnot json\n', "not JSON (Expecting value)"),
+        ('{"text": "ok"}\n{"text": ""}\n', "the text is empty or only whitespace"),
+        ('{"text": "ok"}\n["a list"]\n', "expected an object with a 'text' field"),
+        ('{"text": "ok"}\n{"utt": "wrong field"}\n', "expected an object with a 'text' field"),
+        ('{"text": "ok"}\n{"text": 3}\n', "the text must be a string, not a number"),
+        ('{"text": "ok"}\n\n', "the line is blank"),
+        ('{"text": "ok"}\n{"text": "a \\ud800"}\n', "lone surrogate U+D800"),
     ],
 )
-def test_bad_jsonl_lines_name_file_and_line(tmp_path, content, message):
+def test_bad_jsonl_lines_become_error_records_for_their_line(tmp_path, content, error):
     path = tmp_path / "in.jsonl"
     path.write_text(content)
-    with pytest.raises(DataError, match=message):
-        list(read_inputs(path))
+    first, second = read_inputs(path)
+    assert first == {"line": 1, "text": "ok"}
+    assert set(second) == {"line", "error"} and second["line"] == 2
+    assert error in second["error"]
+
+
+def test_a_missing_input_file_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"missing\.txt: no such file"):
+        list(read_inputs(tmp_path / "missing.txt"))
 
 
 def test_predict_needs_exactly_one_input_source(tiny_nlu_dir, tmp_path):

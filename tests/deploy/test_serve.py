@@ -107,6 +107,9 @@ BAD_REQUESTS = [
     (b'{"texts": ["ok", null]}', 422, "texts[1] must be a string"),
     (b'{"text": "hi", "lang": "en"}', 422, "unknown key 'lang'"),
     (b'{"text": "   "}', 422, "'text' is empty or only whitespace"),
+    (b'{"text": "play \\ud800 jazz"}', 422, "'text' is not valid Unicode text"),
+    (b'{"texts": ["ok", "\\udfff"]}', 422, "texts[1] is not valid Unicode text"),
+    (b'{"text": "ok", "\\ud800": 1}', 422, "unknown key '\\ud800'"),
     (b'{"texts": ["fine", " \\t "]}', 422, "texts[1] is empty or only whitespace"),
     (json.dumps({"text": "a" * 51}).encode(), 422, "51 characters long; the limit is 50"),
     (json.dumps({"texts": ["ok", "b" * 60]}).encode(), 422, "texts[1] is 60 characters"),
@@ -153,6 +156,13 @@ def test_settings_are_checked():
         ServeSettings(max_batch=0)
     with pytest.raises(ConfigError, match="max_wait_ms"):
         ServeSettings(max_wait_ms=-1)
+    with pytest.raises(ConfigError, match="read_timeout_s"):
+        ServeSettings(read_timeout_s=0)
+
+
+def test_the_service_takes_no_longer_texts_than_its_parser(parser):
+    with pytest.raises(ConfigError, match="over the parser's limit of 1000"):
+        create_app(parser, ServeSettings(max_chars=5000))
 
 
 def test_wrong_method_and_unknown_path_answer_in_json(client):
@@ -242,11 +252,62 @@ def test_batcher_splits_a_request_bigger_than_a_batch_and_keeps_order():
     assert [len(call) for call in parser.calls] == [4, 4, 2]
 
 
-def test_batcher_survives_a_failing_call():
+def test_a_failing_batch_fails_only_the_text_that_fails_alone():
     parser = CountingParser()
     requests = [["x", "y"], ["boom"], ["z"], ["w", "v"]]
     answers = run_batcher(parser, requests, max_batch=2, max_wait_ms=0.0)
     assert answers[0] == [{"text": "x"}, {"text": "y"}]
-    assert isinstance(answers[1], RuntimeError)  # shares its call with "z": both fail
-    assert isinstance(answers[2], RuntimeError)
+    assert isinstance(answers[1], RuntimeError)
+    assert answers[2] == [{"text": "z"}]  # shared its call with "boom": answered all the same
     assert answers[3] == [{"text": "w"}, {"text": "v"}]
+    assert parser.calls == [["x", "y"], ["boom", "z"], ["boom"], ["z"], ["w", "v"]]
+
+
+def test_a_poisoned_text_in_a_full_batch_fails_only_its_request():
+    parser = CountingParser()
+    requests = [[f"t{i}"] for i in range(7)] + [["ok", "boom"]] + [[f"u{i}"] for i in range(8)]
+    answers = run_batcher(parser, requests, max_batch=32, max_wait_ms=200.0)
+    assert len(parser.calls[0]) == 17  # all in one batch, then each alone
+    assert isinstance(answers[7], RuntimeError)
+    assert [a for i, a in enumerate(answers) if i != 7] == [
+        [{"text": t} for t in texts] for i, texts in enumerate(requests) if i != 7
+    ]
+
+
+def test_a_bug_in_the_batcher_fails_its_batch_but_not_the_worker():
+    class Buggy(Batcher):
+        broken = True
+
+        def _answer(self, entry, result):  # type: ignore[no-untyped-def]
+            if Buggy.broken:
+                Buggy.broken = False
+                raise KeyError("a bug")
+            super()._answer(entry, result)
+
+    async def main() -> list:
+        batcher = Buggy(CountingParser(), max_batch=4, max_wait_ms=0.0)  # type: ignore[arg-type]
+        await batcher.start()
+        try:
+            first = await asyncio.gather(batcher.parse(["a"]), return_exceptions=True)
+            return [*first, await batcher.parse(["b"])]
+        finally:
+            await batcher.stop()
+
+    first, second = asyncio.run(main())
+    assert isinstance(first, KeyError)
+    assert second == [{"text": "b"}]
+
+
+def test_serve_passes_its_timeout_and_body_cap_on(monkeypatch, tiny_nlu_dir):
+    from typer.testing import CliRunner
+
+    from distilnlu.cli import app
+
+    seen: dict = {}
+    monkeypatch.setattr("distilnlu.deploy.serve.run_server", lambda model, **kw: seen.update(kw))
+    args = ["serve", str(tiny_nlu_dir), "--read-timeout", "2.5", "--max-body-bytes", "4096"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (seen["settings"].read_timeout_s, seen["settings"].max_body_bytes) == (2.5, 4096)
+    CliRunner().invoke(app, ["serve", str(tiny_nlu_dir)])
+    assert seen["settings"] == ServeSettings()  # the defaults: 10 s, the largest legal request

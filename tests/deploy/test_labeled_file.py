@@ -1,0 +1,57 @@
+"""``--data FILE --partition P`` of ``evaluate`` and ``export``: no record skipped in silence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from distilnlu.cli import app
+from distilnlu.deploy.commands import labeled_file
+from distilnlu.errors import DataError
+
+
+def massive_row(i: int, partition: str | None) -> dict:
+    row = {
+        "id": str(i),
+        "locale": "en-US",
+        "intent": "alarm_set",
+        "utt": "wake me up at seven am",
+        "annot_utt": "wake me up at [time : seven am]",
+    }
+    return row if partition is None else {**row, "partition": partition}
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    path = tmp_path / "massive.jsonl"
+    rows = [massive_row(0, "test"), massive_row(1, None), massive_row(2, "dev")]
+    rows += [massive_row(3, None)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_rows_without_a_partition_are_an_error_when_one_is_asked_for(mixed):
+    with pytest.raises(DataError) as err:
+        labeled_file(mixed, "massive", "test")
+    assert str(err.value) == (
+        f"{mixed}: 2 of 4 records have no 'partition' field, so --partition test would skip"
+        " them silently; leave out --partition to score every record, or give each record its"
+        " partition (train, dev or test)"
+    )
+    assert len(labeled_file(mixed, "massive", None)) == 4  # without --partition: every row
+
+
+def test_a_file_where_every_row_has_a_partition_is_filtered(tmp_path):
+    path = tmp_path / "massive.jsonl"
+    rows = [massive_row(0, "test"), massive_row(1, "dev"), massive_row(2, "test")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [ex.id for ex in labeled_file(path, "massive", "test")] == ["0", "2"]
+
+
+def test_evaluate_refuses_the_partition_filter_on_such_a_file(tiny_nlu_dir, mixed):
+    args = ["evaluate", str(tiny_nlu_dir), "--data", str(mixed), "--partition", "test"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, DataError)
+    assert "2 of 4 records have no 'partition' field" in str(result.exception)
