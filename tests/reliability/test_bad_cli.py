@@ -31,6 +31,12 @@ CASES = {
         "stages.teacher_stage1.model=huge9000",
         "huge9000",
     ],
+    "unknown init stage": [
+        "run",
+        "demo.yaml",
+        "stages.teacher_stage2.init=teacher_stage3",
+        "stages.teacher_stage2.init='teacher_stage3': not a stage of this recipe",
+    ],
     "teacher model that nobody writes": [
         "run",
         "demo.yaml",
