@@ -138,7 +138,7 @@ def pretrain(
 ) -> None:
     """Run one pretraining or distillation stage on its own (its inputs must exist).
 
-    Works under `accelerate launch -m distilnlu.cli pretrain ...` for multi-GPU training.
+    Works under `accelerate launch -m distilnlu pretrain ...` for multi-GPU training.
     """
     from distilnlu.errors import ConfigError
     from distilnlu.pipeline import read_manifest, run_one

@@ -52,7 +52,10 @@ class DataConfig(StrictModel):
             " before tokenization: memory stays bounded whatever the input."
         ),
     )
-    corpora: dict[str, CorpusConfig] = Field(description="Named corpora that stages refer to.")
+    corpora: dict[str, CorpusConfig] = Field(
+        default_factory=dict,
+        description="Named corpora that stages refer to (none needed to fine-tune only).",
+    )
     labeled: dict[str, LabeledSetConfig] = Field(
         default_factory=dict,
         description="Named labeled sets (splits) for fine-tuning and evaluation.",

@@ -238,3 +238,35 @@ def test_finetune_must_come_after_its_models(tiny_recipe_file):
 
     with pytest.raises(ConfigError, match="runs after it"):
         load_recipe(tiny_recipe_file(mutate))
+
+
+def test_a_fine_tune_only_recipe_needs_no_corpora(tmp_path):
+    recipe = tmp_path / "atis.yaml"
+    recipe.write_text(
+        "name: atis\n"
+        "data:\n"
+        "  labeled:\n"
+        "    train: {format: synthetic, num_examples: 20, seed: 1}\n"
+        "    dev: {format: synthetic, num_examples: 20, seed: 2}\n"
+        "stages:\n"
+        "  finetune:\n"
+        "    {kind: finetune, models: [roberta-base], train: train, dev: dev,\n"
+        "     training: {epochs: 1}}\n"
+    )
+    assert load_recipe(recipe).data.corpora == {}
+
+
+def test_every_accelerate_config_named_in_configs_and_docs_exists():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in [*root.glob("configs/*.yaml"), *root.glob("docs/*.md")]]
+    named = {m for t in texts for m in re.findall(r"configs/accelerate/[\w.-]+\.yaml", t)}
+    assert named, "no accelerate config is named anywhere: the check would pass vacuously"
+    assert [n for n in sorted(named) if not (root / n).is_file()] == []
+
+
+def test_the_readme_says_how_to_reach_the_command_after_set_up():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "make install" in readme
+    assert "source .venv/bin/activate" in readme and ".venv/bin/distilnlu" in readme

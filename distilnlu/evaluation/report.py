@@ -95,7 +95,7 @@ def header_section(run: Run, figures: Figures) -> Section:
     rows.append(["Total", "", fmt_seconds(run.seconds), ""])
     last = list(run.stages.values())[-1].get("finished", DASH) if run.stages else DASH
     blocks: list[Block] = [
-        f"Run {run.name}: {len(run.stages)} stages; the last one finished at {last}.",
+        f"Run {run.name}: {stage_count(len(run.stages))}; the last one finished at {last}.",
         Table(["Stage", "Kind", "Wall time", "Finished"], rows),
     ]
     if not run.finetunes:
@@ -477,11 +477,15 @@ def heldout_summary(run_dir: Path, stages: Collection[str] | None = None) -> str
     return heldout_text(load_run(Path(run_dir)), stages)
 
 
+def stage_count(n: int) -> str:
+    return f"{n} stage" if n == 1 else f"{n} stages"
+
+
 def report_summary(run_dir: Path) -> str:
     """A short plain-text overview for the terminal: stages, held-out LM metrics, models × key
     metrics."""
     run = load_run(Path(run_dir))
-    parts = [f"Run {run.name}: {len(run.stages)} stages, {fmt_seconds(run.seconds)}"]
+    parts = [f"Run {run.name}: {stage_count(len(run.stages))}, {fmt_seconds(run.seconds)}"]
     parts += ["\n".join(lines) for lines in [headline(run)] if lines]
     parts += [text for text in [heldout_text(run)] if text]
     for ft in run.finetunes:

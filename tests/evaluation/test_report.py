@@ -345,6 +345,11 @@ def _heldout_rows(text: str) -> dict[tuple[str, str], list[str]]:
     return {(w[0], w[1]): w[2:] for w in rows if not w[0].endswith(":")}
 
 
+def test_one_stage_is_one_stage() -> None:
+    assert report.stage_count(1) == "1 stage"
+    assert report.stage_count(6) == "6 stages"
+
+
 def test_summary(full_run: Path) -> None:
     text = report.report_summary(full_run)
     assert text.startswith("Run fake: 6 stages, 3 min 30 s")
