@@ -129,6 +129,10 @@ def predict(
         assert input_file is not None  # exactly one of the two, checked above
         records = list(read_inputs(input_file))
     parser = Parser.load(model_dir, backend=backend, threads=threads)
+    # stderr, so stdout stays one JSON line per utterance: which backend answered matters, as
+    # `auto` switches to int8 once `export --int8` has run and int8 scores differ slightly.
+    origin = "" if backend == parser.backend else f", chosen by --backend {backend}"
+    typer.echo(f"predict: {parser.backend} backend{origin} ({model_dir})", err=True)
     for start in range(0, len(records), batch_size):
         for row in answer_records(parser, records[start : start + batch_size]):
             sys.stdout.write(json_line(row))

@@ -23,7 +23,7 @@ def test_predict_arguments_give_the_parser_answers(tiny_nlu_dir):
     texts = ["set an alarm for seven am", "play jazz in the kitchen"]
     result = CliRunner().invoke(app, ["predict", str(tiny_nlu_dir), *texts, "--backend", "torch"])
     assert result.exit_code == 0, result.output
-    assert _lines(result.output) == Parser.load(tiny_nlu_dir, backend="torch").parse(texts)
+    assert _lines(result.stdout) == Parser.load(tiny_nlu_dir, backend="torch").parse(texts)
 
 
 def test_predict_reads_txt_and_jsonl_and_keeps_ids(tiny_nlu_dir, tmp_path):
@@ -36,7 +36,7 @@ def test_predict_reads_txt_and_jsonl_and_keeps_ids(tiny_nlu_dir, tmp_path):
         app, ["predict", str(tiny_nlu_dir), "--input", str(jsonl), "--batch-size", "1"]
     )
     assert out_txt.exit_code == 0 and out_jsonl.exit_code == 0, out_txt.output + out_jsonl.output
-    rows_txt, rows_jsonl = _lines(out_txt.output), _lines(out_jsonl.output)
+    rows_txt, rows_jsonl = _lines(out_txt.stdout), _lines(out_jsonl.stdout)
     assert [r["text"] for r in rows_txt] == ["wake me up at six", "turn off the lights"]
     assert rows_jsonl[0]["id"] == "a1" and "id" not in rows_jsonl[1]
     assert rows_jsonl[0]["intent"] == rows_txt[0]["intent"]
@@ -91,3 +91,14 @@ def test_predict_errors_exit_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert "is not a fine-tuned NLU model folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_predict_names_the_backend_that_answered_on_stderr(exported):
+    folder, _ = exported
+    auto = CliRunner().invoke(app, ["predict", str(folder), "play jazz"])
+    torch_run = CliRunner().invoke(app, ["predict", str(folder), "play jazz", "--backend", "torch"])
+    assert auto.exit_code == 0 and torch_run.exit_code == 0, auto.output + torch_run.output
+    # auto picks the int8 export once it exists: say so, and keep stdout pure JSON lines
+    assert auto.stderr.strip() == f"predict: onnx-int8 backend, chosen by --backend auto ({folder})"
+    assert torch_run.stderr.strip() == f"predict: torch backend ({folder})"
+    assert [json.loads(line)["text"] for line in auto.stdout.splitlines()] == ["play jazz"]

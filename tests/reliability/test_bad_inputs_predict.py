@@ -70,8 +70,9 @@ def test_input_file_rows_line_up_with_its_lines(tiny_nlu_dir, tmp_path):
     stderr = proc.stderr.decode()
     assert proc.returncode == 2
     assert stderr.splitlines() == [
+        f"predict: torch backend ({tiny_nlu_dir})",
         f"error: {path}: 3 of 6 lines could not be parsed (their output rows hold an 'error');"
-        " line 2: the text is empty or only whitespace: there is nothing to parse"
+        " line 2: the text is empty or only whitespace: there is nothing to parse",
     ]
 
 
@@ -82,7 +83,7 @@ def test_jsonl_error_rows_keep_their_id(tiny_nlu_dir, tmp_path):
         '{"id": "\\ud800", "text": "\\udfff"}\n{"id": "d", "text": "hi"}\n'
     )
     result = CliRunner().invoke(app, ["predict", str(tiny_nlu_dir), "--input", str(path)])
-    rows = [json.loads(line) for line in result.output.splitlines()]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", "\ud800", "d"]
     assert [sorted(r) for r in rows[1:3]] == [["error", "id", "line"]] * 2
     assert "lone surrogate U+DFFF" in rows[2]["error"]
@@ -95,7 +96,7 @@ def test_a_clean_input_file_exits_0(tiny_nlu_dir, tmp_path):
     path.write_text('\ufeff{"id": 7, "text": "play jazz"}\n{"text": "hi"}\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["predict", str(tiny_nlu_dir), "--input", str(path)])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.output.splitlines()]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r.get("id"), r["text"]) for r in rows] == [(7, "play jazz"), (None, "hi")]
 
 
