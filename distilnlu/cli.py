@@ -194,7 +194,9 @@ def evaluate(
         None, help="Fine-tuned model: labeled file or folder to score."
     ),
     data_format: str = typer.Option(
-        "massive", "--format", help="massive | bio | spans | xnli_tsv | xnli_jsonl."
+        "auto",
+        "--format",
+        help="auto (from what --data holds) | massive | bio | spans | xnli_tsv | xnli_jsonl.",
     ),
     partition: str | None = typer.Option(None, help="MASSIVE partition (train/dev/test)."),
     texts: Path | None = typer.Option(None, help="Masked LM: held-out texts, one per line."),

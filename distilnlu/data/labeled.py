@@ -39,13 +39,15 @@ def load_labeled(
     root: Path | str | None = None,
     on_error: OnError = "raise",
     stats: SourceStats | None = None,
+    hint: str | None = None,
 ) -> list[NLUExample] | list[PairExample]:
     """Read one labeled set: resolve its path against ``root``, read it, apply skip/num_examples.
 
     A glob or folder path (other than for 'bio') reads every file it stands for, in sorted order.
-    Raises DataError naming the set when it yields no examples.
+    Raises DataError naming the set when it yields no examples. ``hint`` replaces what an error
+    on a bad record suggests (the recipe's ``data.on_error``; a command names its own flags).
     """
-    problems = Problems(on_error, stats)
+    problems = Problems(on_error, stats) if hint is None else Problems(on_error, stats, hint)
     if cfg.format == "synthetic":
         from distilnlu.data.synthetic import labeled_examples
 

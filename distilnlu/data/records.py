@@ -90,10 +90,11 @@ class SourceStats:
 class Problems:
     """Raises or counts bad records; remembers what the end-of-stream summary needs."""
 
-    def __init__(self, on_error: str, stats: SourceStats | None) -> None:
+    def __init__(self, on_error: str, stats: SourceStats | None, hint: str = _SKIP_HINT) -> None:
+        """``hint``: what a raised error adds after the bad record (how to get past it)."""
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.on_error = on_error
+        self.on_error, self.hint = on_error, hint
         self.stats = stats if stats is not None else SourceStats()
         self.skipped = 0
         self.reasons: collections.Counter[str] = collections.Counter()
@@ -106,7 +107,7 @@ class Problems:
         """Report a bad record at ``where`` (``<file>:<line>``): raise, or count it."""
         message = f"{where}: {detail}"
         if self.on_error == "raise":
-            raise DataError(message + _SKIP_HINT)
+            raise DataError(message + self.hint)
         self.stats.skipped += 1
         self.stats.reasons[reason] += 1
         self.skipped += 1

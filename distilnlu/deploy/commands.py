@@ -25,7 +25,9 @@ def export(
     data: Path | None = typer.Option(
         None, help="Labeled file for the parity check (default: the model's dev predictions)."
     ),
-    data_format: str = typer.Option("massive", "--format", help="massive | bio | spans."),
+    data_format: str = typer.Option(
+        "auto", "--format", help="auto (from what --data holds) | massive | bio | spans."
+    ),
     partition: str | None = typer.Option(None, help="MASSIVE partition (train/dev/test)."),
     sample: int = typer.Option(2000, help="Utterances in the parity check at most."),
 ) -> None:
@@ -56,16 +58,23 @@ def labeled_file(data: Path, data_format: str, partition: str | None) -> list:
     drops the records of other partitions silently, and would drop the ones with none too, so a
     file without the field would be scored on a part of itself (or nothing) without a word.
     """
+    from distilnlu.data.format_guess import guess_format
     from distilnlu.data.labeled import load_labeled
     from distilnlu.data.labeled_config import LabeledSetConfig
 
+    guessed = data_format == "auto"
+    if guessed:
+        data_format = guess_format(data)
     try:
         cfg = LabeledSetConfig(format=data_format, path=str(data), partition=partition)
     except ValueError as exc:
         raise ConfigError(f"--format/--data: {exc}") from None
     if partition is not None and data_format == "massive":
         check_partitions(str(data), partition)
-    return load_labeled(cfg)
+    how = "read as" if guessed else "--format"
+    # The readers' own hint speaks of a recipe key (data.on_error); here the flags are ours.
+    hint = f" ({how} {data_format}; give --format if that is not its format, or fix the record)"
+    return load_labeled(cfg, hint=hint)
 
 
 def check_partitions(path: str, partition: str) -> None:

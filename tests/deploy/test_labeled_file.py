@@ -55,3 +55,27 @@ def test_evaluate_refuses_the_partition_filter_on_such_a_file(tiny_nlu_dir, mixe
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, DataError)
     assert "2 of 4 records have no 'partition' field" in str(result.exception)
+
+
+def test_evaluate_reads_a_three_file_folder_without_format(tmp_path, tiny_nlu_dir):
+    """The ATIS/SNIPS layout is recognised; what --format bio scores, the default scores."""
+    folder = tmp_path / "atis_test"
+    folder.mkdir()
+    (folder / "seq.in").write_text("play jazz\nwake me up at six\n")
+    (folder / "seq.out").write_text("O O\nO O O O O\n")
+    (folder / "label").write_text("play_music\nalarm_set\n")
+    auto = CliRunner().invoke(app, ["evaluate", str(tiny_nlu_dir), "--data", str(folder)])
+    bio = CliRunner().invoke(
+        app, ["evaluate", str(tiny_nlu_dir), "--data", str(folder), "--format", "bio"]
+    )
+    assert auto.exit_code == 0, auto.output
+    assert json.loads(auto.stdout) == json.loads(bio.stdout)
+
+
+def test_a_bad_record_names_the_format_read_and_the_flag(tmp_path):
+    path = tmp_path / "test.jsonl"
+    path.write_text('{"utt": "hi", "annot_utt": "hi", "intent": "x"}\nnot json\n')
+    with pytest.raises(DataError) as err:
+        labeled_file(path, "auto", None)
+    assert "read as massive; give --format" in str(err.value)
+    assert "data.on_error" not in str(err.value)
