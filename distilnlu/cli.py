@@ -236,6 +236,7 @@ def evaluate(
 def _evaluate_finetuned(
     model_dir: Path, data: Path | None, data_format: str, partition: str | None
 ) -> dict[str, Any]:
+    from distilnlu.data.labeled import unseen_labels
     from distilnlu.errors import ConfigError
     from distilnlu.modeling.classifier import load_nlu_model, read_nlu_config
     from distilnlu.tokenization import load_tokenizer
@@ -245,6 +246,9 @@ def _evaluate_finetuned(
     examples = deploy_commands.labeled_file(data, data_format, partition)
     max_length = int(read_nlu_config(model_dir).get("max_length", 128))
     model = load_nlu_model(model_dir)
+    unseen = unseen_labels(examples, model.labels)
+    if unseen:
+        typer.echo(f"warning: {data}: {unseen}", err=True)
     metrics, _ = model.task.evaluate(model, examples, load_tokenizer(model_dir), max_length)
     return metrics
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from distilnlu.data.readers import LABELED_READERS
 from distilnlu.data.records import OnError, Problems, SourceStats, json_type
 from distilnlu.errors import DataError
 
-__all__ = ["LABELS_FILE", "LabelVocab", "load_labeled"]
+__all__ = ["LABELS_FILE", "LabelVocab", "load_labeled", "unseen_labels"]
 
 LABELS_FILE = "labels.json"
 """File name of a saved :class:`LabelVocab` inside a model folder."""
@@ -206,3 +207,43 @@ class LabelVocab:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: cannot read the label vocabulary: {exc}") from exc
         return cls.from_json(data, str(path))
+
+
+def unseen_labels(examples: Sequence[Any], labels: LabelVocab) -> str | None:
+    """One line on the intent + slot examples whose intent or slot type the model was never
+    trained on (None when there are none, and for sentence pairs).
+
+    Such an example can only be scored wrong, so the line states the ceiling it puts on intent
+    accuracy and exact match: a number that explains a gap no training can close.
+    """
+    nlu = [ex for ex in examples if isinstance(ex, NLUExample)]
+    if not nlu:
+        return None
+    intents, types = set(labels.intents), {t[2:] for t in labels.slot_tags if t != "O"}
+    new_intents: Counter[str] = Counter()
+    new_types: Counter[str] = Counter()
+    either = 0
+    for ex in nlu:
+        missing = {t[2:] for t in ex.tags if t != "O" and t[2:] not in types}
+        new_types.update(missing)
+        if ex.intent not in intents:
+            new_intents[ex.intent] += 1
+        either += bool(missing) or ex.intent not in intents
+    if not either:
+        return None
+    n, n_intent = len(nlu), sum(new_intents.values())
+    parts = []
+    if new_intents:
+        parts.append(f"{n_intent} with an intent not in training ({_top(new_intents)})")
+    if new_types:
+        parts.append(f"{len(new_types)} slot type(s) not in training ({_top(new_types)})")
+    return (
+        f"{either:,} of {n:,} utterances hold labels the model never saw: {'; '.join(parts)}."
+        f" They count as errors: intent accuracy can reach at most {1 - n_intent / n:.1%}, exact"
+        f" match {1 - either / n:.1%}"
+    )
+
+
+def _top(counts: Counter[str], shown: int = 3) -> str:
+    names = [name for name, _ in counts.most_common(shown)]
+    return ", ".join(names) + (", ..." if len(counts) > shown else "")

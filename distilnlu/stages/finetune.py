@@ -10,6 +10,7 @@ stage's own ``metrics.json`` gathers all of them for the report.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from transformers import set_seed
 from distilnlu.config import EvalConfig, FinetuneStage, Recipe, SupervisedStage, TrainingConfig
 from distilnlu.data.corpus import heldout_texts
 from distilnlu.data.finetune import Encoded, training_batches
-from distilnlu.data.labeled import LabelVocab, load_labeled
+from distilnlu.data.labeled import LabelVocab, load_labeled, unseen_labels
 from distilnlu.distributed import is_main, world_size
 from distilnlu.evaluation.decoding import TagPrior, tune_prior
 from distilnlu.evaluation.inference import latency_ms, score_items
@@ -47,6 +48,7 @@ from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import LoopState, train_loop
 from distilnlu.training.objectives import ClassificationObjective, EarlyStopping
 
+logger = logging.getLogger(__name__)
 Sets = dict[str, list[Any]]
 
 
@@ -78,6 +80,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     task = task_named(stage.task)
     sets = load_sets(recipe, stage)
     labels = task.build_labels(sets[stage.train])
+    warn_unseen(stage, sets, labels)
     lm_items = []
     if stage.lm_corpus:
         corpus = recipe.data.corpora[stage.lm_corpus]
@@ -110,6 +113,15 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     if is_main():
         write_stage_files(out_dir, recipe, metrics)
     return metrics
+
+
+def warn_unseen(stage: SupervisedStage, sets: Sets, labels: LabelVocab) -> None:
+    """One warning per evaluated set whose labels the training set lacks (the accuracy ceiling
+    they put there), said once for the stage rather than for every model."""
+    for set_name in dict.fromkeys([stage.dev, *stage.test]):
+        message = unseen_labels(sets[set_name], labels)
+        if message:
+            logger.warning("warning: labeled set '%s': %s", set_name, message)
 
 
 def drop_training_files(model_dir: Path) -> None:

@@ -36,7 +36,14 @@ from distilnlu.modeling.classifier import NLU_CONFIG, EncoderClassifier, load_nl
 from distilnlu.modeling.loading import load_masked_lm
 from distilnlu.rundir import METRICS, FinetuneMetrics, ModelMetrics, read_json
 from distilnlu.stages.common import resolve_ref, write_stage_files
-from distilnlu.stages.finetune import FinetuneRun, Sets, drop_training_files, load_sets, model_key
+from distilnlu.stages.finetune import (
+    FinetuneRun,
+    Sets,
+    drop_training_files,
+    load_sets,
+    model_key,
+    warn_unseen,
+)
 from distilnlu.supervised_config import ref_stage
 from distilnlu.tasks import Task
 from distilnlu.tokenization import load_tokenizer
@@ -105,6 +112,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
     teachers = load_teachers(recipe, stage, name)
     task, labels = teachers[0].task, teachers[0].labels
     sets = load_sets(recipe, stage)
+    warn_unseen(stage, sets, labels)
     key = model_key(recipe, stage.student, "full")
     job = TaskDistillRun(recipe, stage, task, out_dir / key, sets, teachers, name)
     done = out_dir / key / METRICS

@@ -12,7 +12,7 @@ from distilnlu.data.examples import PAIR_LABELS, NLUExample, PairExample
 from distilnlu.data.intent_formats import (
     from_span_records,
 )
-from distilnlu.data.labeled import LABELS_FILE, LabelVocab, load_labeled
+from distilnlu.data.labeled import LABELS_FILE, LabelVocab, load_labeled, unseen_labels
 from distilnlu.data.labeled_config import LabeledSetConfig
 from distilnlu.data.synthetic import labeled_examples
 from distilnlu.errors import DataError
@@ -133,3 +133,24 @@ def test_load_labeled_bio_and_xnli(tmp_path: Path) -> None:
     )
     cfg = LabeledSetConfig(format="xnli_jsonl", path="test/*/test.jsonl")
     assert load_labeled(cfg, tmp_path) == [PairExample("a", "b", "neutral", "sw")]
+
+
+def test_unseen_labels_counts_them_and_states_the_ceiling():
+    train = [
+        NLUExample(("wake", "me", "at", "six"), ("O", "O", "O", "B-time"), "alarm_set"),
+        NLUExample(("play", "jazz"), ("O", "B-genre"), "play_music"),
+    ]
+    vocab = LabelVocab.build(train)
+    test = [
+        *train,
+        NLUExample(("order", "pizza"), ("O", "B-food"), "takeaway_order"),  # both unseen
+        NLUExample(("play", "jazz", "loud"), ("O", "B-genre", "B-volume"), "play_music"),
+    ]
+    message = unseen_labels(test, vocab)
+    assert message == (
+        "2 of 4 utterances hold labels the model never saw: 1 with an intent not in training"
+        " (takeaway_order); 2 slot type(s) not in training (food, volume). They count as errors:"
+        " intent accuracy can reach at most 75.0%, exact match 50.0%"
+    )
+    assert unseen_labels(train, vocab) is None
+    assert unseen_labels([PairExample("a", "b", "neutral", "en")], vocab) is None

@@ -79,3 +79,17 @@ def test_a_bad_record_names_the_format_read_and_the_flag(tmp_path):
         labeled_file(path, "auto", None)
     assert "read as massive; give --format" in str(err.value)
     assert "data.on_error" not in str(err.value)
+
+
+def test_evaluate_warns_about_labels_the_model_never_saw(tmp_path, tiny_nlu_dir):
+    path = tmp_path / "test.jsonl"
+    path.write_text(
+        '{"text": "play jazz", "intent": "no_such_intent", "slots": []}\n'
+        '{"text": "order pizza", "intent": "no_such_intent",'
+        ' "slots": [{"start": 6, "end": 11, "type": "no_such_type"}]}\n'
+    )
+    result = CliRunner().invoke(app, ["evaluate", str(tiny_nlu_dir), "--data", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["intent_accuracy"] == 0.0
+    assert f"warning: {path}: 2 of 2 utterances hold labels the model never saw" in result.stderr
+    assert "intent accuracy can reach at most 0.0%, exact match 0.0%" in result.stderr
