@@ -202,13 +202,28 @@ def _change_cell(ft: Finetune, key: str) -> Cell:
     return lambda m: fmt_change(ft.relative_error(m, key))
 
 
+IMPROVING = "†"
+IMPROVING_NOTE = (
+    f"{IMPROVING}: its best dev score came at its last evaluation, so it was still improving when"
+    " its step budget ran out; more steps (training.max_steps / epochs) may help."
+)
+
+
+def still_improving(model: ModelMetrics) -> bool:
+    """The model's best dev score came at its last step: early stopping never had its say."""
+    steps, best = model.get("steps"), model.get("best_step")
+    return isinstance(steps, int) and steps > 0 and best == steps
+
+
+def model_name(ft: Finetune, key: str, model: ModelMetrics) -> str:
+    marks = IMPROVING if still_improving(model) else ""
+    return key + marks + (" (baseline)" if ft.is_baseline(model) else "")
+
+
 def model_table(
     ft: Finetune, models: Sequence[tuple[str, ModelMetrics]], columns: Sequence[tuple[str, Cell]]
 ) -> Table:
-    rows = [
-        [key + (" (baseline)" if ft.is_baseline(m) else ""), *[cell(m) for _, cell in columns]]
-        for key, m in models
-    ]
+    rows = [[model_name(ft, key, m), *[cell(m) for _, cell in columns]] for key, m in models]
     return Table(["Model", *[label for label, _ in columns]], rows)
 
 
@@ -227,6 +242,8 @@ def comparison_notes(run: Run, ft: Finetune) -> list[str]:
     else:
         notes.append("No baseline is set for this stage, so there are no relative errors.")
     notes += distill_notes(ft)
+    if any(still_improving(m) for m in ft.models.values()):
+        notes.append(IMPROVING_NOTE)
     corpora = {c for m in ft.models.values() if (c := lm_values(run, ft, m)[2])}
     if corpora:
         notes.append(
@@ -492,6 +509,8 @@ def report_summary(run_dir: Path) -> str:
         parts.append(view_title(ft, f", scores on {ft.primary}") + ":")
         columns = summary_columns(run, ft)
         parts.append(text_table(model_table(ft, list(ft.models.items()), columns)))
+        if any(still_improving(m) for m in ft.models.values()):
+            parts.append(IMPROVING_NOTE)
     if not run.finetunes:
         parts.append("No fine-tune stage yet.")
     return "\n\n".join(parts) + "\n"

@@ -345,6 +345,26 @@ def _heldout_rows(text: str) -> dict[tuple[str, str], list[str]]:
     return {(w[0], w[1]): w[2:] for w in rows if not w[0].endswith(":")}
 
 
+def test_a_model_still_improving_at_its_last_step_is_flagged(full_run: Path, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "fake"
+    shutil.copytree(full_run, run)
+    path = run / "finetune" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    key = next(iter(metrics["models"]))
+    metrics["models"][key]["best_step"] = metrics["models"][key]["steps"]
+    path.write_text(json.dumps(metrics))
+    text = report.report_summary(run)
+    firsts = [line.split()[0] for line in text.splitlines() if line.split()]
+    flagged = [word for word in firsts if word.endswith(report.IMPROVING)]
+    assert flagged == [key + report.IMPROVING]
+    assert report.IMPROVING_NOTE in text
+    assert report.IMPROVING_NOTE not in report.report_summary(full_run)
+    report.write_report(run)
+    assert report.IMPROVING_NOTE in (run / "report" / "report.md").read_text()
+
+
 def test_one_stage_is_one_stage() -> None:
     assert report.stage_count(1) == "1 stage"
     assert report.stage_count(6) == "6 stages"
