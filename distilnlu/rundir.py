@@ -137,6 +137,9 @@ class TrainedMetrics(TypedDict):
     tokens: int
     nonfinite_skipped: int
     parameters: dict[str, int]
+    """The whole masked LM, LM head included."""
+    encoder_parameters: NotRequired[dict[str, int]]
+    """The encoder alone (no LM head): the size fine-tuned models of it report."""
     eval: dict[str, LMEval]
     teachers: NotRequired[list[str]]
     teacher_switches: NotRequired[list[dict[str, Any]]]

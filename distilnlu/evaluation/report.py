@@ -16,9 +16,10 @@ the headline (:mod:`~distilnlu.evaluation.headline`) says what each stage bought
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from distilnlu import rundir
 from distilnlu.evaluation import plots
@@ -116,7 +117,7 @@ def stage_table(run: Run, heldout: HeldOutLM) -> Table:
     rows = []
     for name in run.lm_stages():
         m = run.trained(name)
-        params = m.get("parameters") or {}
+        params = encoder_size(m)
         row = [name, run.stages[name]["kind"], fmt_int(m.get("steps"))]
         row += [fmt_count(m.get("tokens")), fmt_count(params.get("embedding"))]
         row.append(fmt_count(params.get("non_embedding")))
@@ -171,9 +172,15 @@ def lm_cell(run: Run, ft: Finetune, model: ModelMetrics, which: int) -> str:
     return text + "*" if values[2] and text != DASH else text
 
 
+def encoder_size(metrics: Mapping[str, Any]) -> dict[str, int]:
+    """An LM stage's encoder parameters without the LM head (folders written before they were
+    recorded: the whole masked LM's)."""
+    return dict(metrics.get("encoder_parameters") or metrics.get("parameters") or {})
+
+
 def params_cell(run: Run, model: ModelMetrics, key: str) -> str:
-    params = model.get("parameters") or run.trained(str(model.get("source"))).get("parameters")
-    return fmt_count((params or {}).get(key))
+    params = model.get("parameters") or encoder_size(run.trained(str(model.get("source"))))
+    return fmt_count(params.get(key))
 
 
 def latency_cell(model: ModelMetrics) -> str:

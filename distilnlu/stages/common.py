@@ -206,6 +206,9 @@ def finish_masked_lm(
             "tokens": state.tokens,
             "nonfinite_skipped": state.nonfinite_total,
             "parameters": count_parameters(model),
+            # Without the LM head: what the fine-tuning tables count, so the report's two tables
+            # give one encoder one size.
+            "encoder_parameters": count_parameters(model.base_model),
             **extra,
             "eval": state.last_eval,
         },

@@ -458,3 +458,22 @@ def test_missing_and_nan_values_show_a_dash() -> None:
 )
 def test_fmt_change(value: float, text: str) -> None:
     assert render.fmt_change(value) == text
+
+
+def test_an_lm_stage_is_shown_with_its_encoder_size_like_its_fine_tuned_rows(tmp_path) -> None:
+    """The MLM head (dense, LayerNorm, output bias) is not part of the encoder a fine-tuned
+    model reports, so the pretraining table shows the encoder's size when it was recorded."""
+    from distilnlu.evaluation.run_view import load_run
+
+    run = tmp_path / "fake"
+    _lm_run(run)
+    _manifest(run, LM_STAGES)
+    path = run / "teacher_stage1" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["encoder_parameters"] = {"embedding": 625440, "non_embedding": 326640, "total": 1}
+    path.write_text(json.dumps(metrics))
+    view = load_run(run)
+    table = report.stage_table(view, report.heldout_lm(view))
+    rows = {row[0]: row for row in table.rows}
+    assert rows["teacher_stage1"][5] == "326.6K"  # the encoder's
+    assert rows["teacher_stage2"][5] == "351.4K"  # recorded before: the whole masked LM's

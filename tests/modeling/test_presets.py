@@ -144,3 +144,16 @@ def test_build_model_config_and_forward():
 def test_build_model_rejects_tiny_vocab():
     with pytest.raises(ConfigError):
         build_model(PRESETS["tiny"], 2)
+
+
+def test_a_masked_lm_base_model_counts_as_its_fine_tuned_encoder(tmp_path):
+    """What LM stages record as ``encoder_parameters`` equals what a fine-tuned model of the
+    same folder reports: the encoder loaded without its LM head."""
+    from distilnlu.modeling.classifier import load_encoder
+
+    model = build_model("tiny", 300)
+    model.save_pretrained(tmp_path)
+    whole, encoder = count_parameters(model), count_parameters(model.base_model)
+    assert encoder == count_parameters(load_encoder(tmp_path))
+    hidden = 32  # the tiny preset: LM head = dense (H² + H) + LayerNorm (2H) + output bias (V)
+    assert whole["non_embedding"] - encoder["non_embedding"] == hidden**2 + 3 * hidden + 300
