@@ -153,6 +153,8 @@ class PretrainStage(_TrainingStage):
     )
 
     def stage_refs(self) -> list[str]:
+        # Unlike references(), the tokenizer stays upstream when `init` is set: it is used when
+        # the `init` folder has no tokenizer, and it has always been part of the stage's hash.
         return [r for r in (self.init, self.tokenizer) if r]
 
     def references(self) -> dict[str, str]:
@@ -263,9 +265,7 @@ class DistillStage(_TrainingStage):
         return self.loss.monitor or (self.eval.corpora[0] if self.eval.corpora else None)
 
     def stage_refs(self) -> list[str]:
-        copy_from = self.init_from_teacher.teacher if self.init_from_teacher else None
-        refs = [self.init, self.tokenizer, copy_from, *(t.model for t in self.teachers)]
-        return list(dict.fromkeys(r for r in refs if r))
+        return list(dict.fromkeys(self.references().values()))
 
     def references(self) -> dict[str, str]:
         copy_from = self.init_from_teacher.teacher if self.init_from_teacher else None

@@ -38,6 +38,7 @@ from distilnlu.rundir import (
     METRICS,
     Manifest,
     ManifestEntry,
+    atomic_write,
     read_json,
     write_json,
 )
@@ -116,11 +117,18 @@ def folder_hash(out_dir: Path) -> str | None:
         return None
 
 
-def is_done(recipe: Recipe, name: str) -> bool:
-    """The stage's folder belongs to its current configuration and holds its final metrics (a
-    damaged metrics.json counts as not done: the stage runs again)."""
+def finished_metrics(recipe: Recipe, name: str) -> dict[str, Any] | None:
+    """The final metrics of stage ``name`` when its folder belongs to its current configuration
+    and holds them; None otherwise (a damaged metrics.json counts as not done: the stage runs
+    again)."""
     out = recipe.run_dir / name
-    return folder_hash(out) == recipe.stage_hash(name) and read_json(out / METRICS) is not None
+    if folder_hash(out) != recipe.stage_hash(name):
+        return None
+    return read_json(out / METRICS)
+
+
+def is_done(recipe: Recipe, name: str) -> bool:
+    return finished_metrics(recipe, name) is not None
 
 
 def manifest_entry(recipe: Recipe, name: str, seconds: float) -> ManifestEntry:
@@ -150,21 +158,26 @@ def record_found(recipe: Recipe, name: str, manifest: Manifest) -> bool:
 
 def prepare_stage_dir(out_dir: Path, stage_hash: str) -> None:
     """Clear a folder left by a different configuration; keep one we can resume from."""
-    marker = out_dir / HASH_FILE
     if is_main():
-        if out_dir.exists() and (not marker.is_file() or marker.read_text().strip() != stage_hash):
+        if out_dir.exists() and folder_hash(out_dir) != stage_hash:
             shutil.rmtree(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(stage_hash + "\n")
+        atomic_write(out_dir / HASH_FILE, stage_hash + "\n")
     barrier()
 
 
 def run_one(recipe: Recipe, name: str, manifest: Manifest, log: Log = print) -> dict[str, Any]:
-    """Run stage ``name`` (its upstream stages must be done) and record it in the manifest."""
+    """Run stage ``name`` on its own (its upstream stages must be done) and record it in the
+    manifest."""
     for up in recipe.upstream(name):
         if not is_done(recipe, up):
             raise ConfigError(f"stage '{name}' needs stage '{up}', which has not finished yet")
     check_references(recipe, [name])
+    return _run_checked(recipe, name, manifest, log)
+
+
+def _run_checked(recipe: Recipe, name: str, manifest: Manifest, log: Log) -> dict[str, Any]:
+    """Run stage ``name``, whose upstream stages and references were checked."""
     stage_hash = recipe.stage_hash(name)
     out_dir = recipe.run_dir / name
     prepare_stage_dir(out_dir, stage_hash)
@@ -190,11 +203,12 @@ def run_recipe(
     manifest = read_manifest(recipe.run_dir)
     results: dict[str, dict[str, Any]] = {}
     for name in names:
-        if is_done(recipe, name):
+        done = finished_metrics(recipe, name)
+        if done is not None:
             log(f"[{name}] up to date, skipped")
             if record_found(recipe, name, manifest) and is_main():
                 write_manifest(recipe.run_dir, manifest)
-            results[name] = json.loads((recipe.run_dir / name / METRICS).read_text())
+            results[name] = done
             continue
         if (recipe.run_dir / name / METRICS).is_file():
             log(f"[{name}] its metrics.json is damaged: running the stage again")
@@ -202,5 +216,6 @@ def run_recipe(
             log(f"[{name}] configuration changed: running it again")
         manifest["stages"].pop(name, None)
         log(f"[{name}] running ({recipe.stages[name].kind})")
-        results[name] = run_one(recipe, name, manifest, log)
+        # Stages run in order, so its upstream stages are done; references were checked above.
+        results[name] = _run_checked(recipe, name, manifest, log)
     return results

@@ -98,7 +98,7 @@ class FinetuneStage(SupervisedStage):
         return [self.lm_corpus] if self.lm_corpus else []
 
     def stage_refs(self) -> list[str]:
-        return list(self.models)
+        return list(self.references().values())
 
     def references(self) -> dict[str, str]:
         return {f"models[{i}]": ref for i, ref in enumerate(self.models)}
@@ -184,8 +184,7 @@ class TaskDistillStage(SupervisedStage):
         return list(self.unlabeled)
 
     def stage_refs(self) -> list[str]:
-        refs = [*self.teachers, self.student, *([self.augment.model] if self.augment else [])]
-        return list(dict.fromkeys(ref_stage(r) for r in refs))
+        return list(dict.fromkeys(ref_stage(r) for r in self.references().values()))
 
     def references(self) -> dict[str, str]:
         if isinstance(self.teacher, str):

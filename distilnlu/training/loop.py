@@ -220,12 +220,11 @@ def train_loop(
         extra = {**(state_extra or {}), "objective": objective.state_dict()}
         _save(acc, out_dir, model, optimizer, scheduler, state, extra)
 
-    reduce = (lambda f: acc.reduce(f.to(acc.device), "max")) if acc.num_processes > 1 else None
     # Closing the bar on any exit ends its line, so an error message starts on a line of its own.
     with StopRequests() as stops, bar:
         while not state.finished and state.step < total:
-            losses, finite = _optimizer_step(
-                acc, model, objective, optimizer, stream, state, cfg, seed
+            losses, finite, signum = _optimizer_step(
+                acc, model, objective, optimizer, stream, state, cfg, seed, stops.signum
             )
             if not finite:
                 _on_nonfinite(state, cfg, optimizer, log)
@@ -249,7 +248,6 @@ def train_loop(
                     break
             if state.step % cfg.checkpoint_every == 0 and state.step < total:
                 save()
-            signum = stops.requested(reduce)
             if signum is not None and state.step < total:
                 if state.step % cfg.checkpoint_every:
                     save()
@@ -289,8 +287,10 @@ def _optimizer_step(
     state: LoopState,
     cfg: TrainingConfig,
     seed: int,
-) -> tuple[dict[str, float], bool]:
-    """Accumulate ``grad_accum`` micro-batches; returns (mean named losses, all finite?)."""
+    stop: int | None = None,
+) -> tuple[dict[str, float], bool, int | None]:
+    """Accumulate ``grad_accum`` micro-batches; returns (mean named losses, all finite?, the
+    signal asking to stop, on any process). ``stop``: this process's stop request."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
     world, rank = acc.num_processes, acc.process_index
@@ -324,14 +324,14 @@ def _optimizer_step(
     if world > 1:
         stacked = acc.reduce(stacked, reduction="mean")
     totals = dict(zip(sums, stacked.tolist(), strict=True))
-    finite = _all_processes_agree(acc, math.isfinite(totals["loss"]))
+    finite, stop = _all_processes_agree(acc, math.isfinite(totals["loss"]), stop)
     fault_point("mid_step")
     if finite:
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return totals, finite
+    return totals, finite, stop
 
 
 def _log_event(log: MetricsLog, step: int, event: Event | None) -> None:
@@ -339,11 +339,16 @@ def _log_event(log: MetricsLog, step: int, event: Event | None) -> None:
         log.write({"step": step, **event.log})
 
 
-def _all_processes_agree(acc: Accelerator, finite: bool) -> bool:
+def _all_processes_agree(
+    acc: Accelerator, finite: bool, stop: int | None
+) -> tuple[bool, int | None]:
+    """(every process's loss finite?, a stop signal of any process): one collective per step,
+    so that all processes skip the same steps and stop at the same step."""
     if acc.num_processes == 1:
-        return finite
-    flag = torch.tensor([0.0 if finite else 1.0], device=acc.device)
-    return float(acc.reduce(flag, reduction="sum")) == 0.0
+        return finite, stop
+    flags = torch.tensor([0.0 if finite else 1.0, float(stop or 0)], device=acc.device)
+    nonfinite, signum = acc.reduce(flags, reduction="max").tolist()
+    return nonfinite == 0.0, int(signum) or None
 
 
 def _on_nonfinite(
@@ -398,9 +403,9 @@ def _save(
         ) from None
 
 
-def _newest_readable(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(tensors, state) of the newest checkpoint that reads back; a damaged one is reported and
-    the one before it tried. None when there is no checkpoint at all.
+def _newest_readable(out_dir: Path) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+    """(path, tensors, state) of the newest checkpoint that reads back; a damaged one is reported
+    and the one before it tried. None when there is no checkpoint at all.
 
     Raises:
         CheckpointError: checkpoints exist but none can be read.
@@ -408,7 +413,7 @@ def _newest_readable(out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]] | N
     damaged: list[CheckpointError] = []
     for path in candidates(out_dir):
         try:
-            return read_checkpoint(path)
+            return (path, *read_checkpoint(path))
         except CheckpointError as err:
             logger.warning("warning: %s; trying the checkpoint before it", err)
             damaged.append(err)
@@ -428,21 +433,16 @@ def _resume_sharded(
     objective: Objective[RawBatch],
 ) -> LoopState:
     """Resume a sharded engine's run (after ``prepare``): Accelerate loads every process's part."""
-    for path in candidates(out_dir):
-        if not (path / ENGINE_DIR).is_dir():
-            continue
-        try:
-            tensors, saved = read_checkpoint(path)
-        except CheckpointError as err:
-            logger.warning("warning: %s; trying the checkpoint before it", err)
-            continue
-        if any(saved.get(k) != v for k, v in extra.items()):
-            return LoopState()
-        acc.load_state(str(path / ENGINE_DIR), load_kwargs={"weights_only": True})
-        scheduler.load_state_dict(tensors["scheduler"])
-        set_rng_state(tensors["rng"])
-        return _restore(saved, objective)
-    return LoopState()
+    found = _newest_readable(out_dir)
+    if found is None:
+        return LoopState()
+    path, tensors, saved = found
+    if not (path / ENGINE_DIR).is_dir() or any(saved.get(k) != v for k, v in extra.items()):
+        return LoopState()  # an unsharded run's checkpoint, or another configuration's
+    acc.load_state(str(path / ENGINE_DIR), load_kwargs={"weights_only": True})
+    scheduler.load_state_dict(tensors["scheduler"])
+    set_rng_state(tensors["rng"])
+    return _restore(saved, objective)
 
 
 def _resume(
@@ -456,7 +456,7 @@ def _resume(
     found = _newest_readable(out_dir)
     if found is None:
         return LoopState()
-    tensors, saved = found
+    _, tensors, saved = found
     if any(saved.get(k) != v for k, v in extra.items()):
         return LoopState()  # a checkpoint of a different configuration: start over
     if set(tensors.get("model", {})) != set(model.state_dict()):

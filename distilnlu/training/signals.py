@@ -3,7 +3,8 @@
 Schedulers (Slurm, Kubernetes) send SIGTERM and wait a grace period before SIGKILL; a user presses
 Ctrl-C. Outside training both raise :class:`Interrupted` at once (nothing is lost: every file is
 written atomically and finished stages are kept). Inside the training loop, :class:`StopRequests`
-only records the signal; the loop finishes the step, writes a checkpoint and raises
+only records the signal; the loop takes it into the next step's agreement between processes
+(one collective it already makes), finishes that step, writes a checkpoint and raises
 :class:`TrainingInterrupted`. A second signal while it does so stops at once.
 """
 
@@ -87,19 +88,8 @@ class StopRequests:
         self._restore()  # a second signal acts at once
         name = signal.Signals(signum).name
         print(
-            f"\n{name} received: stopping after this step with a checkpoint (send it again to"
+            f"\n{name} received: stopping after the next step with a checkpoint (send it again to"
             " stop at once)",
             file=sys.stderr,
             flush=True,
         )
-
-    def requested(self, reduce: Any = None) -> int | None:
-        """The signal that asked to stop, or None. ``reduce`` (multi-process) combines every
-        process's flag so that they all stop at the same step."""
-        if reduce is None:
-            return self.signum
-        import torch  # here, so that the CLI installs its handlers before the heavy imports
-
-        flag = torch.tensor([float(self.signum or 0)])
-        combined = int(reduce(flag))
-        return combined or None
