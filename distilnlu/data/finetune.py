@@ -16,6 +16,7 @@ import torch
 
 from distilnlu.data.examples import NLUExample, PairExample
 from distilnlu.data.labeled import LabelVocab
+from distilnlu.modeling.nlu_parse import first_subtokens  # where tags are read in decoding, too
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -36,18 +37,6 @@ class Encoded:
     intent: int
     slot_labels: list[int]
     word_starts: list[int]
-
-
-def first_subtokens(word_ids: Sequence[int | None], n_words: int) -> list[int]:
-    """Position of each word's first sub-token (``-1``: truncated away), from a tokenizer's
-    ``word_ids()``; where slot labels go in training and where tags are read in decoding."""
-    starts = [-1] * n_words
-    previous = None
-    for position, word in enumerate(word_ids):
-        if word is not None and word != previous:
-            starts[word] = position
-        previous = word
-    return starts
 
 
 def encode_nlu(

@@ -4,7 +4,8 @@
 fine-tuned model folder and ``export.json`` next to them: for each exported file, the largest
 |logit difference| from PyTorch and how often intents and slot tags agree on a sample of
 utterances; with gold labels (the folder's dev predictions, or ``--data``) also each backend's
-intent accuracy and slot F1, so a user sees what int8 costs before shipping it.
+intent accuracy and slot F1, so a user sees what int8 costs before shipping it. It also
+(re)writes the folder's standalone files (``nlu_parse.py`` runs the export without distilnlu).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from distilnlu.deploy.backends import ONNX_FILES, TorchBackend, onnx_backend, on
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier
+from distilnlu.modeling.standalone import write_standalone
 from distilnlu.rundir import atomic_path, write_json
 
 EXPORT_REPORT = "export.json"
@@ -213,6 +215,9 @@ def export_model(
     report["pytorch_megabytes"] = round(
         sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20, 2
     )
+    # nlu_parse.py runs these files with onnxruntime and tokenizers alone; a folder fine-tuned
+    # before the standalone files existed gets them (and its config.json auto_map) here.
+    write_standalone(folder)
     write_json(folder / EXPORT_REPORT, report)
     return report
 

@@ -12,6 +12,8 @@ A text is refused, with a one-line :class:`~distilnlu.errors.DataError`, when it
 * is longer than ``max_chars`` characters (:data:`MAX_CHARS` by default, ``serve --max-chars``).
 
 Checking before the model call is what keeps one bad text from failing the texts batched with it.
+The check itself is :func:`distilnlu.modeling.nlu_parse.check_text`, the one a fine-tuned folder
+carries, so that a folder used without distilnlu refuses the same texts with the same words.
 """
 
 from __future__ import annotations
@@ -19,33 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from distilnlu.errors import DataError
+from distilnlu.modeling import nlu_parse
+from distilnlu.modeling.nlu_parse import MAX_CHARS, json_kind
 
-MAX_CHARS = 1000
-"""The longest text accepted by default, in characters (``serve --max-chars`` changes it)."""
-
-_KINDS = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string"}
-
-
-def json_kind(value: Any) -> str:
-    """A JSON value's type, in JSON's words."""
-    return _KINDS.get(type(value), "list" if isinstance(value, list) else "object")
-
-
-def _unencodable(text: str, where: str) -> str | None:
-    """Why ``text`` cannot be UTF-8, or None. Surrogates U+DC80-U+DCFF are what Python's
-    ``surrogateescape`` makes of undecodable bytes, so those name the original byte."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(text[exc.start])
-        if 0xDC80 <= code <= 0xDCFF:
-            byte = code - 0xDC00
-            return f"{where} is not valid UTF-8 (byte 0x{byte:02x} at character {exc.start})"
-        return (
-            f"{where} is not valid Unicode text: it holds a lone surrogate U+{code:04X} at"
-            f" character {exc.start}"
-        )
-    return None
+__all__ = ["MAX_CHARS", "check_text", "json_kind"]
 
 
 def check_text(text: Any, where: str = "the text", max_chars: int = MAX_CHARS) -> str:
@@ -53,13 +32,7 @@ def check_text(text: Any, where: str = "the text", max_chars: int = MAX_CHARS) -
 
     ``where`` names the text for the message (``"'text'"``, ``"texts[3]"``, ``"line 7"``).
     """
-    if not isinstance(text, str):
-        raise DataError(f"{where} must be a string, not a {json_kind(text)}")
-    problem = _unencodable(text, where)
-    if problem:
-        raise DataError(problem)
-    if not text.strip():
-        raise DataError(f"{where} is empty or only whitespace: there is nothing to parse")
-    if len(text) > max_chars:
-        raise DataError(f"{where} is {len(text)} characters long; the limit is {max_chars}")
-    return text
+    try:
+        return nlu_parse.check_text(text, where, max_chars)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None

@@ -24,8 +24,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
+
+from distilnlu.modeling.nlu_parse import chunks as read_chunks
+from distilnlu.modeling.nlu_parse import split_tag
 
 T = TypeVar("T")
 
@@ -79,52 +82,18 @@ def _check_utterances(
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
-    """``(prefix, type)`` as seqeval parses a tag in its default (prefix) mode."""
-    if not tag:
-        # seqeval dies with an IndexError on an empty tag; there is no score to agree with.
-        raise ValueError("empty slot tag")
+    """``(prefix, type)`` as seqeval parses a tag in its default (prefix) mode
+    (:func:`~distilnlu.modeling.nlu_parse.split_tag`), warning as seqeval does when the tag is
+    not ``O`` or B-/I-/E-/S-<type>."""
+    # An empty tag raises (seqeval dies with an IndexError on it: there is no score to agree with).
+    prefix_type = split_tag(tag)
     if tag not in _BARE_TAGS and not tag.startswith(_PREFIXES):
         warnings.warn(
             f"slot tag {tag!r} is not 'O' or B-/I-/E-/S-<type>; scoring it as seqeval does",
             UserWarning,
-            stacklevel=4,
+            stacklevel=4,  # the caller of chunks() or slot_prf()
         )
-    # The first character is the prefix whatever it is; the type is what follows the first "-"
-    # after it, or all of it when there is none; "_" stands for "no type" (as for "O").
-    return tag[0], tag[1:].split("-", maxsplit=1)[-1] or "_"
-
-
-def _ends(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    # seqeval's end_of_chunk, condition for condition.
-    return (
-        prev_tag in ("E", "S")
-        or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
-        or (prev_tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def _starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    # seqeval's start_of_chunk, condition for condition.
-    return (
-        tag in ("B", "S")
-        or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
-        or (tag not in ("O", ".") and prev_type != type_)
-    )
-
-
-def _chunk_stream(tags: Iterable[str]) -> list[Chunk]:
-    """seqeval's ``get_entities`` loop (default mode) over one flat stream of tags."""
-    found: list[Chunk] = []
-    prev_tag, prev_type, begin = "O", "", 0
-    for i, tag in enumerate([*tags, "O"]):  # the sentinel "O" closes a trailing chunk
-        prefix, type_ = _split_tag(tag)
-        if _ends(prev_tag, prefix, prev_type, type_):
-            # seqeval records i - 1, the inclusive end; ours is exclusive.
-            found.append((prev_type, begin, i))
-        if _starts(prev_tag, prefix, prev_type, type_):
-            begin = i
-        prev_tag, prev_type = prefix, type_
-    return found
+    return prefix_type
 
 
 def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -145,8 +114,11 @@ def chunks(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     type ``_``. Such tags are scored that way here too, so that numbers stay comparable with
     seqeval, and each distinct one raises a ``UserWarning`` (seqeval warns as well). An empty tag
     raises ``ValueError`` (seqeval fails on it).
+
+    The loop is :func:`distilnlu.modeling.nlu_parse.chunks`, the one a fine-tuned folder carries,
+    so that the slots a folder shows without distilnlu are the chunks scored here.
     """
-    return _chunk_stream(tags)
+    return read_chunks(tags, _split_tag)
 
 
 def slot_prf(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -165,8 +137,8 @@ def slot_prf(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> di
     # seqeval joins the utterances with an "O" between them and reads the stream once. Doing the
     # same (rather than summing per-utterance chunks) keeps it exact even for the odd typeless tags
     # whose reading depends on whether a sequence starts fresh or after an "O".
-    gold_chunks = _chunk_stream(tag for tags in gold for tag in [*tags, "O"])
-    pred_chunks = _chunk_stream(tag for tags in pred for tag in [*tags, "O"])
+    gold_chunks = read_chunks((tag for tags in gold for tag in [*tags, "O"]), _split_tag)
+    pred_chunks = read_chunks((tag for tags in pred for tag in [*tags, "O"]), _split_tag)
     # Chunk ends strictly increase along a stream, so the lists hold no duplicates.
     tp = len(set(gold_chunks) & set(pred_chunks))
     precision = tp / len(pred_chunks) if pred_chunks else 0.0

@@ -4,7 +4,9 @@ A saved model folder is a plain HF encoder folder (``AutoModel.from_pretrained``
 ``heads.safetensors`` (the task heads), ``nlu_config.json`` (task, pooling, encoder mode) and
 ``labels.json`` (the label maps built from the training data), plus the tokenizer. Keeping the
 encoder in HF's own format means any HF tool can read it; :func:`load_nlu_model` puts the heads
-back on.
+back on. The folder also gets ``modeling_nlu.py`` and ``nlu_parse.py`` and a ``config.json``
+``auto_map`` (:mod:`distilnlu.modeling.standalone`), so that ``transformers`` alone loads the
+whole model with ``trust_remote_code=True``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from distilnlu.data.labeled import LabelVocab
 from distilnlu.errors import ModelError
 from distilnlu.evaluation.decoding import TagPrior
 from distilnlu.modeling.loading import damaged_weights, looks_like_hub_id
+from distilnlu.modeling.standalone import write_standalone
 from distilnlu.rundir import write_json
 from distilnlu.tasks import INTENT_SLOT, Task, task_named
 
@@ -148,6 +151,8 @@ class EncoderClassifier(nn.Module):
         if self.slot_prior is not None:
             settings["slot_prior"] = self.slot_prior.to_json()
         write_json(folder / NLU_CONFIG, settings)
+        # Last: it reads the label files above. It makes the folder loadable without distilnlu.
+        write_standalone(folder)
 
 
 def read_nlu_config(folder: str | Path) -> dict:
