@@ -35,7 +35,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -44,7 +43,7 @@ from typing import Any
 
 import torch
 
-from distilnlu.deploy.latency import measure, peak_rss_mb, rss_mb
+from distilnlu.deploy.latency import cpu_name, measure, peak_rss_mb, rss_mb
 from distilnlu.evaluation.inference import torch_threads
 
 WARMUP = 10
@@ -80,17 +79,6 @@ def _hf_pipeline(folder: Path):
         device=-1,
     )
     return pipe
-
-
-def _cpu() -> str:
-    """The CPU model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _runner(row: dict[str, Any], threads: int):
@@ -232,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "teacher": args.teacher or None,
         "threads": args.threads,
         "n": args.texts,
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "rows": results,
         "checks": checks,
     }

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - an older typer on the user's machine
     from click.exceptions import ClickException  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from distilnlu.config import Recipe
+    from distilnlu.config import Recipe, ReportConfig
 
 app = typer.Typer(
     help=(
@@ -35,6 +35,27 @@ app = typer.Typer(
 )
 
 OVERRIDES = typer.Argument(None, help="Recipe overrides as key=value (dotted keys).")
+
+
+@app.callback()
+def options(
+    threads: str | None = typer.Option(
+        None,
+        "--threads",
+        metavar="N",
+        help=(
+            "CPU threads for every command (torch, ONNX Runtime, tokenizers, child processes);"
+            " goes before the command: distilnlu --threads 4 run configs/demo.yaml. Wins over a"
+            " stage's training.threads. Default: each library's own choice (docs/sizing.md)."
+        ),
+    ),
+) -> None:
+    # Parsed here rather than by typer's int type, for one `error:` line that says the fix; set
+    # before the command imports anything that starts a thread pool (distilnlu.threads).
+    if threads is not None:
+        from distilnlu.threads import parse_threads, use_flag
+
+        use_flag(parse_threads(threads))
 
 
 def _load(recipe: Path, overrides: list[str] | None) -> Recipe:
@@ -66,46 +87,47 @@ def run(
             typer.echo("\n" + table)
     typer.echo(f"\nOutputs: {cfg.run_dir}")
     if finetuned:  # report it; the summary holds the held-out LM table
-        _report(cfg.run_dir)
+        _report(cfg.run_dir, cfg.report)
         _deploy_hint(cfg)
 
 
 def _deploy_hint(cfg: Recipe) -> None:
-    """Where to go next: the commands that ship the last intent + slot model trained."""
-    from distilnlu.config import FinetuneStage, TaskDistillStage
-    from distilnlu.stages.finetune import model_key
-    from distilnlu.tasks import task_named
+    """Where to go next: the commands that ship the intent + slot model the report recommends."""
+    from distilnlu.evaluation.recommend import shipping_folder
 
-    for name, stage in reversed(list(cfg.stages.items())):
-        if isinstance(stage, TaskDistillStage):
-            folder = cfg.run_dir / name / model_key(cfg, stage.student, "full")
-        elif isinstance(stage, FinetuneStage) and task_named(stage.task).has_slots:
-            folder = cfg.run_dir / name / model_key(cfg, stage.models[-1], "full")
-        else:
-            continue
-        if folder.is_dir():
-            typer.echo(
-                f"\nShip it (docs/deployment.md):\n  distilnlu export {folder} --int8\n"
-                f"  distilnlu serve {folder}    # try-it page at http://127.0.0.1:8080/"
-            )
-        return
+    folder = shipping_folder(cfg.run_dir, cfg.report)
+    if folder is not None and folder.is_dir():
+        typer.echo(
+            f"\nShip it (the report's recommendation; docs/deployment.md):\n"
+            f"  distilnlu export {folder} --int8\n"
+            f"  distilnlu serve {folder}    # try-it page at http://127.0.0.1:8080/"
+        )
 
 
-def _report(run_dir: Path) -> None:
+def _report(run_dir: Path, config: ReportConfig | None = None) -> None:
     from distilnlu.evaluation.report import report_summary, write_report
     from distilnlu.rundir import REPORT_MARKDOWN
 
-    index = write_report(run_dir)
-    typer.echo("\n" + report_summary(run_dir))
+    index = write_report(run_dir, config=config)
+    typer.echo("\n" + report_summary(run_dir, config))
     typer.echo(f"\nReport: {index.resolve()}  (also {index.parent / REPORT_MARKDOWN})")
 
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder, e.g. runs/demo."),
+    latency_budget_ms: float | None = typer.Option(
+        None, help="Recommend within this p50 budget (ms); default: the recipe's report: keys."
+    ),
+    latency_factor: float | None = typer.Option(
+        None, help="Budget = this × the smallest student's p50 (when no ms budget is set)."
+    ),
 ) -> None:
-    """Write RUN_DIR/report/ (index.html, report.md, PNG plots) comparing every model."""
-    _report(run_dir)
+    """Write RUN_DIR/report/ (index.html, report.md, PNG plots) comparing every model, with
+    the model to ship: the most accurate on dev within a latency budget."""
+    from distilnlu.evaluation.recommend import report_config
+
+    _report(run_dir, report_config(run_dir, latency_budget_ms, latency_factor))
 
 
 @app.command()
@@ -293,7 +315,8 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "distilnlu"
-        typer.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+        where = misplaced_threads(exc.format_message(), command)
+        typer.echo(f"error: {exc.format_message()}{where} (see `{command} --help`)", err=True)
         sys.exit(2)
     except typer.Abort:
         sys.exit(1)
@@ -307,6 +330,15 @@ def main() -> None:
         typer.echo(f"error: {os_error_message(exc)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def misplaced_threads(message: str, command: str) -> str:
+    """The fix when ``--threads`` was put after a command that has no option of that name: it
+    is the ``distilnlu`` command's own option, so it goes before the command."""
+    if "No such option: --threads" not in message:
+        return ""
+    name = command.split()[-1]
+    return f"; --threads goes before the command: distilnlu --threads N {name} ..."
 
 
 def check_arguments(args: list[str]) -> None:

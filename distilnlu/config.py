@@ -121,6 +121,15 @@ class _TrainingStage(StrictModel):
     training: TrainingConfig
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    keep_snapshots: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Keep this many evenly spaced snapshots of the model (at steps T/N, 2T/N, ..., T),"
+            " each a save_pretrained folder scored on eval.corpora, for the report's plot of"
+            " held-out metrics against downstream accuracy across updates (0: none)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_start(self) -> _TrainingStage:
@@ -139,6 +148,27 @@ class _TrainingStage(StrictModel):
                 " set training.max_steps"
             )
         return self
+
+    @model_validator(mode="after")
+    def _snapshots(self) -> _TrainingStage:
+        steps = self.training.max_steps
+        if self.keep_snapshots and steps is not None and self.keep_snapshots > steps:
+            raise ValueError(
+                f"keep_snapshots={self.keep_snapshots} is more than training.max_steps={steps}"
+                " (at most one snapshot a step)"
+            )
+        if self.keep_snapshots and not self.eval.corpora:
+            raise ValueError(
+                "keep_snapshots needs eval.corpora: each snapshot is scored on them (held-out"
+                " perplexity and mask-filling accuracy)"
+            )
+        return self
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """The steps at which a snapshot is kept: ``k·T // N`` for k = 1..N (the last is T)."""
+        total, n = self.training.steps(), self.keep_snapshots
+        return [k * total // n for k in range(1, n + 1)] if n else []
 
     def corpora_used(self) -> list[str]:
         return [*self.data, *self.eval.corpora]
@@ -282,6 +312,21 @@ Stage = Annotated[StageConfig, Field(discriminator="kind")]
 STAGE_CLASSES: tuple[type[StrictModel], ...] = get_args(StageConfig)
 
 
+class ReportConfig(StrictModel):
+    """What the report recommends shipping: the most accurate model on dev within a latency
+    budget. Read when the report is written, so changing it redoes no stage."""
+
+    latency_budget_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Latency budget (p50 ms, one utterance on one thread); unset: latency_factor"
+        " × the p50 of the smallest student (a model a distill / task_distill stage trained).",
+    )
+    latency_factor: float = Field(
+        2.0, ge=1.0, description="Budget = this × the smallest student's p50 (no budget set)."
+    )
+
+
 class Recipe(StrictModel):
     """A whole pipeline: data, and stages run in the order written."""
 
@@ -293,6 +338,9 @@ class Recipe(StrictModel):
     output_dir: Path = Field(Path("runs"), description="Parent folder of run folders.")
     data: DataConfig
     stages: dict[str, Stage] = Field(min_length=1, description="Stages, in execution order.")
+    report: ReportConfig = Field(
+        default_factory=ReportConfig, description="How the report chooses the model to ship."
+    )
 
     @model_validator(mode="after")
     def _references_exist(self) -> Recipe:
@@ -317,6 +365,18 @@ class Recipe(StrictModel):
         for ref in stage.models:
             if ref in self.stages and self.stages[ref].kind not in LM_KINDS:
                 raise ValueError(f"stage '{name}' fine-tunes '{ref}', which trains no encoder")
+        for i, ref in enumerate(stage.snapshots.stages if stage.snapshots else []):
+            key = f"stages.{name}.snapshots.stages[{i}]"
+            source = self.stages.get(ref)
+            if not isinstance(source, _TrainingStage):
+                what = "trains no masked LM" if source else "is not a stage of this recipe"
+                raise ValueError(
+                    f"{key}: '{ref}' {what} (snapshots are kept by pretrain and distill stages)"
+                )
+            if not source.keep_snapshots:
+                raise ValueError(
+                    f"{key}: stage '{ref}' keeps no snapshots; set stages.{ref}.keep_snapshots"
+                )
         self._check_labeled(name, stage, stage.task)
 
     def _check_task_distill(self, name: str, stage: TaskDistillStage) -> None:
@@ -374,7 +434,13 @@ class Recipe(StrictModel):
             # Settings left at their defaults are not hashed, so a new option (with a default
             # that keeps the old behaviour) does not redo finished stages.
             "kind": stage.kind,
-            "stage": stage.model_dump(mode="json", exclude_defaults=True),
+            # training.threads is never hashed, set or not: a thread count changes how fast a
+            # stage runs, not what it trains (float sums may round in another order, as on
+            # another machine), so changing it must neither redo a finished stage nor refuse
+            # to resume a killed one (the checkpoint checks this hash).
+            "stage": stage.model_dump(
+                mode="json", exclude_defaults=True, exclude={"training": {"threads"}}
+            ),
             "corpora": {
                 c: self.data.corpora[c].model_dump(mode="json", exclude_defaults=True)
                 for c in stage.corpora_used()

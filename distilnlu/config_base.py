@@ -53,6 +53,15 @@ class TrainingConfig(StrictModel):
     max_nonfinite: int = Field(
         20, ge=0, description="Stop when this many consecutive steps had a non-finite loss."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "CPU threads of this stage (torch, ONNX Runtime, tokenizers; distilnlu.threads);"
+            " `distilnlu --threads N` wins over it. None: each library's default. Not part of"
+            " the stage hash: it changes the speed, not what is trained."
+        ),
+    )
     shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")
     packing: Literal["isolated", "concatenated"] = Field(
         "isolated",

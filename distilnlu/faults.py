@@ -20,6 +20,7 @@ POINTS = frozenset(
         "mid_step",  # gradients computed, optimizer step not taken
         "checkpoint_staged",  # a complete checkpoint written under its temporary name
         "checkpoint_retired",  # the previous checkpoint renamed away, the new one not yet in place
+        "snapshot_staged",  # a kept snapshot written under its temporary name, not yet renamed
         "stage_saved",  # save_pretrained done, metrics.json not written
         "metrics_written",  # metrics.json written, checkpoints not yet removed
         "cleanup",  # checkpoints half removed

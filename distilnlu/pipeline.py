@@ -27,6 +27,7 @@ from distilnlu.config import (
     Recipe,
     TaskDistillStage,
     TokenizerStage,
+    dump_recipe,
 )
 from distilnlu.distributed import barrier, is_main
 from distilnlu.errors import ConfigError
@@ -36,6 +37,7 @@ from distilnlu.rundir import (
     HASH_FILE,
     MANIFEST,
     METRICS,
+    RECIPE,
     Manifest,
     ManifestEntry,
     atomic_write,
@@ -44,6 +46,7 @@ from distilnlu.rundir import (
 )
 from distilnlu.stages import distill, finetune, pretrain, task_distill, tokenizer
 from distilnlu.stages.common import Runner
+from distilnlu.threads import stage_threads
 from distilnlu.training.checkpoint import remove_checkpoints
 
 logger = logging.getLogger(__name__)
@@ -96,7 +99,9 @@ def run_stage(recipe: Recipe, name: str, stage_hash: str) -> dict[str, Any]:
     runner = RUNNERS.get(type(stage))
     if runner is None:
         raise ConfigError(f"stage '{name}': no runner for stage kind '{stage.kind}'")
-    metrics: dict[str, Any] = runner(recipe, name, recipe.run_dir / name, stage_hash)
+    training = getattr(stage, "training", None)  # the tokenizer stage has no training section
+    with stage_threads(training.threads if training is not None else None):
+        metrics: dict[str, Any] = runner(recipe, name, recipe.run_dir / name, stage_hash)
     return metrics
 
 
@@ -200,6 +205,8 @@ def run_recipe(
     names = stages_until(recipe, until)
     check_references(recipe, names)  # before any folder is cleared or any stage trained
     recipe.run_dir.mkdir(parents=True, exist_ok=True)
+    if is_main():  # the report's settings (report:) come from the recipe last run
+        atomic_write(recipe.run_dir / RECIPE, dump_recipe(recipe))
     manifest = read_manifest(recipe.run_dir)
     results: dict[str, dict[str, Any]] = {}
     for name in names:

@@ -5,24 +5,31 @@ agree by construction::
 
     runs/<name>/
       manifest.json                  finished stages: hash, kind, seconds (pipeline)
+      recipe.yaml                    the recipe last run (its report: settings)
       <stage>/                       a save_pretrained folder + the files below
         .stage_hash                  the configuration the folder belongs to
         recipe.yaml                  the resolved recipe
         metrics.json                 final metrics; written last, marks the stage done
         metrics.jsonl                one row per step plus evaluation rows (training loop)
         checkpoint/                  resumable state while the stage runs (training/checkpoint)
+        snapshots/step-000250/       keep_snapshots: a save_pretrained folder + its metrics.json
       <finetune stage>/<model>[-frozen]/
         ... a fine-tuned model folder, metrics.json, predictions-<set>.jsonl, best.safetensors
+      <finetune stage>/snapshots/<LM stage>/step-000250/
+        metrics.json, metrics.jsonl  a snapshot's downstream score (no weights kept)
       report/                        index.html, report.md, PNG figures
 
 Every file is written atomically (:func:`atomic_path`): a temporary name in the same folder,
-then one rename, so a reader or a killed writer never leaves half a file behind.
+then one rename, so a reader or a killed writer never leaves half a file behind. A snapshot
+folder is written the same way as a whole (:func:`atomic_dir`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,10 +46,30 @@ REPORT_PAGE = "index.html"
 REPORT_MARKDOWN = "report.md"
 LM_KINDS = frozenset({"pretrain", "distill"})
 """Stage kinds that train a masked LM: their metrics carry held-out LM evaluations."""
+SNAPSHOTS = "snapshots"
+"""An LM stage's kept snapshots, and a finetune stage's scores of them (by LM stage)."""
+_SNAPSHOT_NAME = re.compile(r"step-(\d+)")
 
 
 def predictions_file(set_name: str) -> str:
     return f"predictions-{set_name}.jsonl"
+
+
+def snapshot_name(step: int) -> str:
+    """Folder of the snapshot at ``step``: ``step-000250`` (zero-padded: listings sort by step)."""
+    return f"step-{step:06d}"
+
+
+def snapshot_folders(stage_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every complete snapshot of an LM stage, by step. A complete one
+    was renamed into place with its ``metrics.json`` (:func:`atomic_dir`); the temporary folder
+    a killed writer left (``step-….tmp``) is not listed."""
+    found = []
+    for path in (stage_dir / SNAPSHOTS).glob("step-*"):
+        match = _SNAPSHOT_NAME.fullmatch(path.name)
+        if match and (path / METRICS).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -61,6 +88,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` to fill; on success it is renamed onto
+    ``path`` (which must not exist yet) in one step.
+
+    What a kill leaves is only the temporary folder: readers never list it, and the next
+    attempt clears it before writing, so nobody reads half a folder.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(path: Path, content: str | bytes) -> None:
@@ -129,6 +174,15 @@ class TokenizerMetrics(TypedDict):
     fertility: NotRequired[list[dict[str, Any]]]
 
 
+class SnapshotMetrics(TypedDict):
+    """The ``metrics.json`` of one kept snapshot (``<stage>/snapshots/step-…/``)."""
+
+    stage: str
+    step: int
+    tokens: int
+    eval: dict[str, LMEval]
+
+
 class TrainedMetrics(TypedDict):
     """A stage that trained a masked LM (pretrain, distill)."""
 
@@ -143,6 +197,23 @@ class TrainedMetrics(TypedDict):
     eval: dict[str, LMEval]
     teachers: NotRequired[list[str]]
     teacher_switches: NotRequired[list[dict[str, Any]]]
+    snapshots: NotRequired[list[SnapshotMetrics]]
+    """keep_snapshots: every kept snapshot's metrics, by step."""
+
+
+class SnapshotScore(TypedDict):
+    """One snapshot fine-tuned briefly and scored on dev (a finetune stage's ``snapshots``)."""
+
+    stage: str
+    step: int
+    lm: dict[str, dict[str, float]]
+    """Per eval corpus of the LM stage: the snapshot's perplexity and mask-filling accuracy."""
+    metric: str
+    """The task's primary metric (exact_match; pairs: accuracy), the one the report plots."""
+    dev: dict[str, Any]
+    """Every dev metric after the short fine-tuning."""
+    steps: int
+    seconds: float
 
 
 class ModelMetrics(TypedDict):
@@ -178,6 +249,8 @@ class FinetuneMetrics(TypedDict):
     train_examples: int
     labels: dict[str, int]
     models: dict[str, ModelMetrics]
+    snapshots: NotRequired[dict[str, list[SnapshotScore]]]
+    """``snapshots`` set: each named LM stage's snapshot scores, by step."""
     joins: NotRequired[str | None]
     """task_distill: the finetune stage whose table the model joins in the report."""
     teacher: NotRequired[str | list[str]]

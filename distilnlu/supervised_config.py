@@ -58,6 +58,32 @@ class SupervisedStage(StrictModel):
         return list(dict.fromkeys([self.train, self.dev, *self.test]))
 
 
+class SnapshotScoring(StrictModel):
+    """Downstream scores of the snapshots an LM stage kept (its ``keep_snapshots``): each one
+    fine-tuned briefly, whole encoder, on the stage's ``train`` set and scored once on ``dev``.
+    The report plots them against the snapshots' held-out metrics (FitzGerald et al.'s
+    monitoring across updates of one model); a short budget keeps it cheap, since only the
+    ranking of the snapshots matters."""
+
+    stages: list[str] = Field(
+        min_length=1,
+        description="pretrain / distill stages whose snapshots are scored (each with"
+        " keep_snapshots set).",
+    )
+    max_steps: int = Field(
+        100,
+        gt=0,
+        description="Fine-tuning steps per snapshot; the other settings are the stage's"
+        " `training` (dev is scored once, at the end).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SnapshotScoring:
+        if len(set(self.stages)) != len(self.stages):
+            raise ValueError("`stages` lists a stage twice")
+        return self
+
+
 class FinetuneStage(SupervisedStage):
     """Fine-tune every listed encoder on labeled data and evaluate it (DESIGN.md §2, §5, §6).
 
@@ -85,6 +111,9 @@ class FinetuneStage(SupervisedStage):
     frozen_lr: float | None = Field(
         None, gt=0, description="Learning rate of head-only training (default: training.lr)."
     )
+    snapshots: SnapshotScoring | None = Field(
+        None, description="Score the snapshots of LM stages downstream (none by default)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FinetuneStage:
@@ -98,10 +127,13 @@ class FinetuneStage(SupervisedStage):
         return [self.lm_corpus] if self.lm_corpus else []
 
     def stage_refs(self) -> list[str]:
-        return list(self.references().values())
+        return list(dict.fromkeys(self.references().values()))
 
     def references(self) -> dict[str, str]:
-        return {f"models[{i}]": ref for i, ref in enumerate(self.models)}
+        refs = {f"models[{i}]": ref for i, ref in enumerate(self.models)}
+        if self.snapshots is not None:  # absent: the stage's upstream (and hash) as before
+            refs.update({f"snapshots.stages[{i}]": s for i, s in enumerate(self.snapshots.stages)})
+        return refs
 
 
 class TaskDistillLossConfig(StrictModel):

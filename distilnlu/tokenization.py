@@ -119,6 +119,8 @@ def _sentencepiece_unigram(
         unk_piece=UNK,
         user_defined_symbols=[MASK],
         max_sentence_length=MAX_SENTENCE_BYTES,
+        # Fixed, not --threads (distilnlu.threads): the pieces depend on the trainer's thread
+        # count (1 and 2 threads give different vocabularies), and no stage's output may.
         num_threads=2,
         minloglevel=0 if show_progress else 2,
     )

@@ -270,3 +270,98 @@ def test_the_readme_says_how_to_reach_the_command_after_set_up():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "make install" in readme
     assert "source .venv/bin/activate" in readme and ".venv/bin/distilnlu" in readme
+
+
+# --------------------------------------------------------------------------- snapshots
+
+# Stage hashes of the tiny recipe (with the fine-tune and distill stages below) measured before
+# keep_snapshots and finetune.snapshots existed: a recipe without them must keep its hashes, or
+# every finished run would redo all its stages.
+PINNED_HASHES = {
+    "tokenizer": "91e59ba84297d4fc",
+    "teacher_stage1": "ac4bae2a2efae658",
+    "teacher_stage2": "481867ffc4c6ab5c",
+    "finetune": "a14fb02f3ae905d9",
+    "student": "10b1f068a14d216b",
+}
+
+
+def _with_snapshot_stages(raw):
+    _with_finetune(test=[])(raw)
+    raw["data"]["labeled"].pop("pairs")
+    raw["stages"]["student"] = {
+        "kind": "distill",
+        "model": "tiny",
+        "teachers": [{"model": "teacher_stage2"}],
+        "data": {"domain": 1.0},
+        "training": {"max_steps": 4},
+        "eval": {"corpora": ["domain_dev"]},
+    }
+
+
+def test_a_recipe_without_snapshot_keys_keeps_its_stage_hashes(tiny_recipe_file):
+    recipe = load_recipe(tiny_recipe_file(_with_snapshot_stages))
+    assert {name: recipe.stage_hash(name) for name in recipe.stages} == PINNED_HASHES
+    assert recipe.stages["teacher_stage1"].snapshot_steps == []
+
+
+def test_keep_snapshots_is_hashed_and_sets_evenly_spaced_steps(tiny_recipe_file):
+    path = tiny_recipe_file(_with_snapshot_stages)
+    keep = load_recipe(path, ["stages.teacher_stage1.keep_snapshots=3"])
+    assert keep.stages["teacher_stage1"].snapshot_steps == [2, 5, 8]  # max_steps 8
+    assert keep.stage_hash("teacher_stage1") != PINNED_HASHES["teacher_stage1"]
+    assert keep.stage_hash("tokenizer") == PINNED_HASHES["tokenizer"]
+    every = load_recipe(path, ["stages.student.keep_snapshots=4"])  # distill: one a step
+    assert every.stages["student"].snapshot_steps == [1, 2, 3, 4]
+    scored = load_recipe(
+        path,
+        [
+            "stages.teacher_stage1.keep_snapshots=2",
+            "stages.finetune.snapshots={stages: [teacher_stage1]}",
+        ],
+    )
+    assert scored.stages["finetune"].snapshots.max_steps == 100  # the short default budget
+    assert scored.upstream("finetune") == ["teacher_stage1", "teacher_stage2"]
+    assert scored.stage_hash("finetune") != keep.stage_hash("finetune")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["stages.teacher_stage1.keep_snapshots=9"], r"keep_snapshots=9 is more than training"),
+        (["stages.teacher_stage1.keep_snapshots=-1"], r"stages\.teacher_stage1\.keep_snapshots:"),
+        (
+            ["stages.student.keep_snapshots=2", "stages.student.eval.corpora=[]"],
+            r"keep_snapshots needs eval\.corpora",
+        ),
+        (
+            ["stages.finetune.snapshots={stages: [teacher_stage1]}"],
+            r"stages\.finetune\.snapshots\.stages\[0\]: stage 'teacher_stage1' keeps no snapshots;"
+            r" set stages\.teacher_stage1\.keep_snapshots",
+        ),
+        (
+            ["stages.finetune.snapshots={stages: [nope]}"],
+            r"stages\.finetune\.snapshots\.stages\[0\]: 'nope' is not a stage of this recipe",
+        ),
+        (
+            ["stages.finetune.snapshots={stages: [tokenizer]}"],
+            r"snapshots\.stages\[0\]: 'tokenizer' trains no masked LM",
+        ),
+        (
+            ["stages.student.keep_snapshots=2", "stages.finetune.snapshots={stages: [student]}"],
+            "uses stage 'student', which runs after it",
+        ),
+        (["stages.finetune.snapshots={stages: []}"], r"snapshots\.stages: List should have"),
+        (
+            [
+                "stages.teacher_stage1.keep_snapshots=2",
+                "stages.finetune.snapshots={stages: [teacher_stage1], max_steps: 0}",
+            ],
+            r"snapshots\.max_steps: Input should be greater than 0",
+        ),
+        (["stages.finetune.snapshots={stages: [a], steps: 5}"], r"snapshots\.steps: unknown key"),
+    ],
+)
+def test_snapshot_key_errors_name_the_key(tiny_recipe_file, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(tiny_recipe_file(_with_snapshot_stages), overrides)

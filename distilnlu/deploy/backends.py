@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from distilnlu.errors import ModelError
+from distilnlu.threads import current as current_threads
 
 if TYPE_CHECKING:
     from distilnlu.modeling.classifier import EncoderClassifier
@@ -76,7 +77,8 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An ONNX Runtime session on the CPU; ``threads`` caps its intra-op thread pool.
+    """An ONNX Runtime session on the CPU; ``threads`` (default: ``--threads`` or a stage's
+    ``training.threads``, :func:`distilnlu.threads.current`) caps its intra-op thread pool.
 
     ``one_at_a_time``: run each row alone, cut to its real length (right padding is assumed, as
     the parser pads), and pad the slot logits back with zeros, for graphs whose results depend on
@@ -89,6 +91,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        threads = threads or current_threads()  # a session's pools are sized when it is made
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

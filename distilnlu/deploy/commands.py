@@ -122,7 +122,9 @@ def predict(
     ),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
     batch_size: int = typer.Option(32, min=1, help="Utterances per model call."),
-    threads: int | None = typer.Option(None, min=1, help="CPU threads (default: all)."),
+    threads: int | None = typer.Option(
+        None, min=1, help="CPU threads (default: distilnlu --threads, else all)."
+    ),
 ) -> None:
     """Parse utterances: one JSON line each with intent, confidence and slots (type, value,
     character start/end). With --input, one line per input line: a line that cannot be parsed
@@ -223,7 +225,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    threads: int | None = typer.Option(None, min=1, help="CPU threads for the model."),
+    threads: int | None = typer.Option(
+        None, min=1, help="CPU threads for the model (default: distilnlu --threads, else all)."
+    ),
     max_chars: int = typer.Option(1000, min=1, help="Longest text accepted (characters)."),
     max_texts: int = typer.Option(64, min=1, help="Most texts in one request."),
     max_batch: int = typer.Option(32, min=1, help="Most texts in one model call."),
@@ -259,7 +263,11 @@ def serve(
 
 def pick_student(
     budget_ms: float = typer.Option(2.0, min=0.0, help="Latency budget: p50 per utterance, ms."),
-    threads: int = typer.Option(1, min=1, help="CPU threads (1: what one request gets)."),
+    threads: int | None = typer.Option(
+        None,
+        min=1,
+        help="CPU threads (default: distilnlu --threads, else 1: what one request gets).",
+    ),
     backend: str = typer.Option(
         "onnx-int8", help="onnx-int8 (what `serve` runs once exported) | onnx | torch."
     ),
@@ -278,10 +286,12 @@ def pick_student(
     Each candidate (random weights, MASSIVE-sized heads) parses one utterance at a time, raw text
     to intent and slots; deeper shapes of a width are skipped once a shallower one is over."""
     from distilnlu.deploy.pick import pick_student as run_pick
+    from distilnlu.threads import current
 
     result = run_pick(
         budget_ms=budget_ms,
-        threads=threads,
+        # Its own default is one thread, not the libraries' choice: the budget is per request.
+        threads=threads or current() or 1,
         backend=backend,
         candidates=candidates,
         tokenizer=tokenizer,

@@ -6,6 +6,7 @@ slots (word splitting, tokenisation, model, decoding), on a fixed number of CPU 
 
 from __future__ import annotations
 
+import platform
 import resource
 import sys
 from collections.abc import Callable, Sequence
@@ -33,3 +34,15 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB else
+
+
+def cpu_name() -> str:
+    """The CPU's model name (as ``lscpu`` shows it), where /proc/cpuinfo tells it; else what
+    ``platform`` knows. Benchmarks print it with their figures, which follow the CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

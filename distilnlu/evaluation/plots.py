@@ -11,12 +11,14 @@ Every ``draw_*`` function writes one PNG and returns False (writing nothing) whe
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distilnlu.evaluation.render import is_number
+from distilnlu.evaluation.metrics import spearman
+from distilnlu.evaluation.render import Block, Image, is_number, slug
 
 Series = tuple[list[int], list[float]]
 
@@ -45,11 +47,31 @@ class Point:
     y: float
 
 
+def rho(points: Sequence[Point]) -> tuple[float, int]:
+    """Spearman ρ of the points and how many had both values."""
+    usable = [p for p in points if not (math.isnan(p.x) or math.isnan(p.y))]
+    return spearman([p.x for p in points], [p.y for p in points]), len(usable)
+
+
 def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
 # --------------------------------------------------------------------------- series
+
+
+class Figures:
+    """Draws PNGs into the report folder; without matplotlib, figures are simply left out."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.enabled = available()
+
+    def make(self, name: str, caption: str, draw: Callable[[Path], bool]) -> list[Block]:
+        if not self.enabled:
+            return []
+        path = self.out_dir / f"{slug(name)}.png"
+        return [Image(path.name, caption)] if draw(path) else []
 
 
 def moving_average(values: Sequence[float], window: int = SMOOTH_WINDOW) -> list[float]:
@@ -364,24 +386,72 @@ def _label_points(ax: Any, points: Sequence[Point]) -> None:
         taken.append(box)
 
 
+def draw_tradeoff(
+    path: Path,
+    title: str,
+    ylabel: str,
+    points: Sequence[Point],
+    front: Sequence[Point],
+    budget_ms: float,
+    chosen: str | None,
+) -> bool:
+    """Score (y, a fraction) against p50 latency (x, ms, log scale): every model a labelled
+    point, the Pareto front a step line, the latency budget a vertical line, the chosen model
+    ringed."""
+    usable = _usable(points)
+    if not usable:
+        return False
+    fig = _figure(8, 5)
+    ax = fig.subplots()
+    _scatter(ax, usable, "p50 latency, ms (log scale)", ylabel, title)
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+    edge = _usable(front)
+    if edge:
+        ax.step(
+            [p.x for p in edge], [100 * p.y for p in edge], where="post", color="C1", alpha=0.7,
+            label="Pareto front (no model is both faster and more accurate)",
+        )  # fmt: skip
+    ax.axvline(budget_ms, color="C3", linestyle="--", alpha=0.7, label="latency budget")
+    for p in usable:
+        if p.label == chosen:
+            ax.scatter([p.x], [100 * p.y], s=180, facecolors="none", edgecolors="C3", zorder=4)
+    ax.legend(fontsize=8, loc="upper left")  # fast and accurate: the corner models rarely reach
+    fig.draw_without_rendering()
+    _label_points(ax, usable)
+    return _save(fig, path)
+
+
 def draw_correlation(
     path: Path,
     score: str,
     perplexity: tuple[Sequence[Point], str],
     mask_fill: tuple[Sequence[Point], str],
+    joined: bool = False,
 ) -> bool:
-    """Perplexity (log x) vs score and mask-filling accuracy vs score; each ``(points, title)``."""
-    if not perplexity[0] and not mask_fill[0]:
+    """Perplexity (log x) vs score and mask-filling accuracy vs score; each ``(points, title)``.
+
+    ``joined``: the points are the snapshots of one model in step order, joined in that order by
+    a faint line so that the path training took shows."""
+    ppl = _usable(perplexity[0])
+    fill = _usable([Point(p.label, 100 * p.x, p.y) for p in mask_fill[0]])
+    nothing = not ppl and not fill if joined else not perplexity[0] and not mask_fill[0]
+    if nothing:  # a correlation plot of models keeps its panels (and says so) when one is empty
         return False
     fig = _figure(12, 4.8)
     left, right = fig.subplots(1, 2)
-    ppl = _usable(perplexity[0])
-    _scatter(left, ppl, "perplexity (log scale)", f"{score} (%)", perplexity[1])
+    panels = [
+        (left, ppl, "perplexity (log scale)", perplexity[1]),
+        (right, fill, "mask-filling accuracy (%)", mask_fill[1]),
+    ]
+    for ax, points, xlabel, title in panels:
+        _scatter(ax, points, xlabel, f"{score} (%)", title)
+        if joined and points:
+            xs, ys = [p.x for p in points], [100 * p.y for p in points]
+            ax.plot(xs, ys, color="C0", alpha=0.35, linewidth=1, zorder=2)
     if ppl:
         left.set_xscale("log")
         _plain_log(left.xaxis)
-    fill = _usable([Point(p.label, 100 * p.x, p.y) for p in mask_fill[0]])
-    _scatter(right, fill, "mask-filling accuracy (%)", f"{score} (%)", mask_fill[1])
     fig.draw_without_rendering()  # fix the layout and axis limits before placing labels
     _label_points(left, ppl)
     _label_points(right, fill)

@@ -39,6 +39,11 @@ def fmt_change(value: float) -> str:
     return "0.0%" if text in ("+0.0%", "-0.0%") else text.replace("-", MINUS)
 
 
+def fmt_rho(value: float) -> str:
+    """A rank correlation to 3 decimals, "—" when undefined."""
+    return DASH if math.isnan(value) else f"{value:.3f}".replace("-", MINUS)
+
+
 def fmt_float(value: float, digits: int = 2) -> str:
     return DASH if math.isnan(value) else f"{value:,.{digits}f}".replace("-", MINUS)
 
@@ -144,9 +149,9 @@ CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; color: #222;
        padding: 0 1em; line-height: 1.45; }
 h1, h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .6em 0 1em; font-size: 14px; }
-th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; white-space: nowrap; }
-th { background: #f2f2f2; }
+table { border-collapse: collapse; margin: .6em 0 1em; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: .25em .45em; text-align: right; white-space: nowrap; }
+th { background: #f2f2f2; white-space: normal; vertical-align: bottom; }
 .l { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1em 0 2em; }

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from distilnlu import rundir
+from distilnlu.config import ReportConfig
 from distilnlu.evaluation import plots
 from distilnlu.evaluation.headline import headline
-from distilnlu.evaluation.metrics import spearman
+from distilnlu.evaluation.plots import Figures
+from distilnlu.evaluation.recommend import recommend, recommendation_sections
 from distilnlu.evaluation.render import (
     DASH,
-    MINUS,
     Block,
-    Image,
     Section,
     Table,
     fmt_change,
@@ -37,10 +37,10 @@ from distilnlu.evaluation.render import (
     fmt_float,
     fmt_int,
     fmt_pct,
+    fmt_rho,
     fmt_seconds,
     html_page,
     markdown,
-    slug,
     text_table,
     with_dash_note,
 )
@@ -54,6 +54,7 @@ from distilnlu.evaluation.run_view import (
     load_run,
     number,
 )
+from distilnlu.evaluation.snapshots import snapshot_section, snapshot_summary
 from distilnlu.rundir import ModelMetrics
 
 PAPER = (
@@ -64,20 +65,6 @@ PAPER = (
 )
 
 Cell = Callable[[ModelMetrics], str]
-
-
-class Figures:
-    """Draws PNGs into the report folder; without matplotlib, figures are simply left out."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
-        self.enabled = plots.available()
-
-    def make(self, name: str, caption: str, draw: Callable[[Path], bool]) -> list[Block]:
-        if not self.enabled:
-            return []
-        path = self.out_dir / f"{slug(name)}.png"
-        return [Image(path.name, caption)] if draw(path) else []
 
 
 # --------------------------------------------------------------------------- run and stages
@@ -347,20 +334,10 @@ def correlation(run: Run, ft: Finetune) -> tuple[list[plots.Point], list[plots.P
     return ppl, fill
 
 
-def rho(points: Sequence[plots.Point]) -> tuple[float, int]:
-    """Spearman ρ of the points and how many had both values."""
-    usable = [p for p in points if not (math.isnan(p.x) or math.isnan(p.y))]
-    return spearman([p.x for p in points], [p.y for p in points]), len(usable)
-
-
-def fmt_rho(value: float) -> str:
-    return DASH if math.isnan(value) else f"{value:.3f}".replace("-", MINUS)
-
-
 def correlation_section(run: Run, ft: Finetune, figures: Figures) -> Section:
     label = ft.task.primary[1]
     ppl, fill = correlation(run, ft)
-    (rho_ppl, n_ppl), (rho_fill, n_fill) = rho(ppl), rho(fill)
+    (rho_ppl, n_ppl), (rho_fill, n_fill) = plots.rho(ppl), plots.rho(fill)
     table = Table(
         ["Pretraining metric", f"Spearman ρ with {label}", "Models"],
         [
@@ -443,32 +420,39 @@ def finetune_sections(run: Run, ft: Finetune, figures: Figures) -> list[Section]
         frozen_section(ft, figures),
         # one task-distilled model alone: no correlation to speak of
         None if ft.kind == TASK_DISTILL else correlation_section(run, ft, figures),
+        snapshot_section(ft, figures),
         language_section(ft, figures),
     ]
     return [main, *[s for s in extra if s is not None]]
 
 
-def build_sections(run: Run, figures: Figures) -> list[Section]:
+def build_sections(run: Run, figures: Figures, config: ReportConfig | None = None) -> list[Section]:
+    """What to ship first, then what each stage bought, the model comparison, then how the
+    stages ran."""
+    sections = recommendation_sections(run, figures, config)
     lines = headline(run)
-    sections = [Section("Headline", [*lines])] if lines else []
-    sections += [header_section(run, figures), training_section(run, figures)]
+    sections += [Section("Headline", [*lines])] if lines else []
     for ft in run.finetunes:
         sections += finetune_sections(run, ft, figures)
+    sections += [header_section(run, figures), training_section(run, figures)]
     return sections
 
 
 # --------------------------------------------------------------------------- entry points
 
 
-def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
+def write_report(
+    run_dir: Path, out_dir: Path | None = None, config: ReportConfig | None = None
+) -> Path:
     """Write ``report.md``, ``index.html`` and the PNG figures of a run; return index.html's path.
 
-    ``out_dir`` defaults to ``run_dir/report``. ``DataError`` when ``run_dir`` has no manifest.
+    ``out_dir`` defaults to ``run_dir/report``; ``config`` to the ``report`` settings of the
+    recipe last run. ``DataError`` when ``run_dir`` has no manifest.
     """
     run = load_run(Path(run_dir))
     out_dir = Path(out_dir) if out_dir is not None else run.path / rundir.REPORT_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    sections = build_sections(run, Figures(out_dir))
+    sections = build_sections(run, Figures(out_dir), config)
     title = f"Run report: {run.name}"
     rundir.atomic_write(out_dir / rundir.REPORT_MARKDOWN, markdown(title, sections))
     index = out_dir / rundir.REPORT_PAGE
@@ -505,11 +489,12 @@ def stage_count(n: int) -> str:
     return f"{n} stage" if n == 1 else f"{n} stages"
 
 
-def report_summary(run_dir: Path) -> str:
-    """A short plain-text overview for the terminal: stages, held-out LM metrics, models × key
-    metrics."""
+def report_summary(run_dir: Path, config: ReportConfig | None = None) -> str:
+    """A short plain-text overview for the terminal: stages, what to ship, held-out LM metrics,
+    models × key metrics."""
     run = load_run(Path(run_dir))
     parts = [f"Run {run.name}: {stage_count(len(run.stages))}, {fmt_seconds(run.seconds)}"]
+    parts += [rec.sentence() for ft in run.finetunes if (rec := recommend(run, ft, config))]
     parts += ["\n".join(lines) for lines in [headline(run)] if lines]
     parts += [text for text in [heldout_text(run)] if text]
     for ft in run.finetunes:
@@ -518,6 +503,7 @@ def report_summary(run_dir: Path) -> str:
         parts.append(text_table(model_table(ft, list(ft.models.items()), columns)))
         if any(still_improving(m) for m in ft.models.values()):
             parts.append(IMPROVING_NOTE)
+        parts += snapshot_summary(ft)
     if not run.finetunes:
         parts.append("No fine-tune stage yet.")
     return "\n\n".join(parts) + "\n"

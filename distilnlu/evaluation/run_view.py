@@ -159,6 +159,17 @@ class Finetune:
         order = [self.language(s) for s in self.sets]  # columns in the order the sets were written
         return {lang: chosen[lang] for lang in dict.fromkeys(order) if lang in chosen}
 
+    @cached_property
+    def snapshot_scores(self) -> dict[str, list[SnapshotPoint]]:
+        """LM stage -> its kept snapshots as this stage scored them (``snapshots``), by step;
+        {} when the stage scored none."""
+        found = self.metrics.get("snapshots")
+        scored: dict[str, list[SnapshotPoint]] = {}
+        for stage, rows in (found if isinstance(found, dict) else {}).items():
+            points = [snapshot_point(r, self.task.primary[0]) for r in rows or []]
+            scored[str(stage)] = sorted((p for p in points if p), key=lambda p: p.step)
+        return scored
+
 
 @dataclass(frozen=True)
 class Run:
@@ -239,6 +250,15 @@ class Run:
             configs[name] = config if isinstance(config, dict) else {}
         return configs
 
+    @cached_property
+    def recipe(self) -> dict[str, Any]:
+        """The recipe the run was last run with (``{}`` when missing or unreadable)."""
+        try:
+            recipe = yaml.safe_load((self.path / rundir.RECIPE).read_text("utf-8"))
+        except (OSError, yaml.YAMLError):
+            return {}
+        return recipe if isinstance(recipe, dict) else {}
+
 
 def load_run(run_dir: Path) -> Run:
     run_dir = Path(run_dir)
@@ -309,6 +329,35 @@ def heldout_lm(run: Run, stages: Collection[str] | None = None) -> HeldOutLM:
                     f"after step {s.get('step', '?')} ({s.get('reason', '?')})"
                 )
     return HeldOutLM(rows, switches)
+
+
+@dataclass(frozen=True)
+class SnapshotPoint:
+    """One kept snapshot of an LM stage, as a finetune stage scored it (NaN: not recorded)."""
+
+    step: int
+    lm: dict[str, tuple[float, float]]
+    """Eval corpus of the LM stage -> (perplexity, mask-filling accuracy) of the snapshot."""
+    score: float
+    """The task's primary metric on dev after the short fine-tuning (a fraction)."""
+    steps: int = 0
+    """Fine-tuning steps it had (0: not recorded)."""
+
+
+def snapshot_point(row: Any, metric: str) -> SnapshotPoint | None:
+    """A score row of a finetune stage's ``snapshots`` (None when it names no step)."""
+    if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+        return None
+    lm: dict[str, Any] = row["lm"] if isinstance(row.get("lm"), dict) else {}
+    dev: dict[str, Any] = row["dev"] if isinstance(row.get("dev"), dict) else {}
+    values = {
+        str(corpus): (number(ev.get("perplexity")), number(ev.get("mask_fill_accuracy")))
+        for corpus, ev in lm.items()
+        if isinstance(ev, dict)
+    }
+    score = number(dev.get(str(row.get("metric") or metric)))
+    steps = row.get("steps")
+    return SnapshotPoint(row["step"], values, score, steps if isinstance(steps, int) else 0)
 
 
 def lm_values(run: Run, ft: Finetune, model: ModelMetrics) -> tuple[float, float, str | None]:

@@ -1,5 +1,5 @@
 """What several stage kinds share: references, fresh models, held-out LM scoring, the
-masked-LM training run, and writing a finished stage folder."""
+masked-LM training run (with its kept snapshots), and writing a finished stage folder."""
 
 from __future__ import annotations
 
@@ -20,7 +20,20 @@ from distilnlu.errors import ConfigError
 from distilnlu.evaluation.lm import evaluate_lm
 from distilnlu.faults import fault_point
 from distilnlu.modeling.presets import ModelShape, build_model, count_parameters, resolve_shape
-from distilnlu.rundir import METRICS, RECIPE, LMEval, TrainedMetrics, atomic_write, write_json
+from distilnlu.rundir import (
+    METRICS,
+    RECIPE,
+    SNAPSHOTS,
+    LMEval,
+    SnapshotMetrics,
+    TrainedMetrics,
+    atomic_dir,
+    atomic_write,
+    read_json,
+    snapshot_folders,
+    snapshot_name,
+    write_json,
+)
 from distilnlu.supervised_config import ref_stage
 from distilnlu.training.checkpoint import remove_checkpoints
 from distilnlu.training.loop import LoopState, train_loop, trained_weights
@@ -173,6 +186,10 @@ def train_masked_lm(
         assert evaluator is not None and isinstance(trained, TrainedModule)
         return evaluator(trained.inner)
 
+    keeper = None
+    if stage.keep_snapshots:
+        assert evaluator is not None  # the config demands eval.corpora with keep_snapshots
+        keeper = SnapshotKeeper(name, out_dir, stage.snapshot_steps, tokenizer, evaluator)
     out_dir.mkdir(parents=True, exist_ok=True)
     return train_loop(
         model=module,
@@ -184,7 +201,59 @@ def train_masked_lm(
         evaluate=evaluate if evaluator else None,
         desc=name,
         state_extra={"stage_hash": stage_hash},
+        on_step=keeper,
     )
+
+
+class SnapshotKeeper:
+    """Keeps the model at the given steps: ``<stage>/snapshots/step-NNNNNN/``, a save_pretrained
+    folder with the tokenizer and ``metrics.json`` (held-out scores on the stage's eval corpora).
+
+    Each folder is written whole under a temporary name and renamed into place
+    (:func:`~distilnlu.rundir.atomic_dir`). The loop calls the keeper before the step's
+    checkpoint, so a resumed run finds every snapshot up to its checkpoint; one it finds again
+    (kept after the checkpoint, before a kill) is left as it is: resuming reproduces the same
+    weights, and nothing is kept twice.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        out_dir: Path,
+        steps: list[int],
+        tokenizer: Any,
+        evaluate: Callable[[PreTrainedModel], dict[str, LMEval]],
+    ) -> None:
+        self.stage, self.out_dir, self.steps = stage, out_dir, frozenset(steps)
+        self.tokenizer, self.evaluate = tokenizer, evaluate
+
+    def __call__(
+        self, state: LoopState, model: torch.nn.Module, evaluated: dict[str, Any] | None
+    ) -> None:
+        folder = self.out_dir / SNAPSHOTS / snapshot_name(state.step)
+        if state.step not in self.steps or folder.is_dir() or not is_main():
+            return
+        assert isinstance(model, TrainedModule)
+        # The loop's evaluation when it made one at this step: no second scoring, and the
+        # schedule of a distill stage (which counts evaluations) is left alone.
+        scores = evaluated if evaluated is not None else self.evaluate(model.inner)
+        metrics: SnapshotMetrics = {
+            "stage": self.stage,
+            "step": state.step,
+            "tokens": state.tokens,
+            "eval": scores,
+        }
+        with atomic_dir(folder) as tmp:
+            model.inner.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            write_json(tmp / METRICS, metrics)
+            fault_point("snapshot_staged")
+
+
+def kept_snapshots(out_dir: Path) -> list[SnapshotMetrics]:
+    """The metrics of every complete snapshot in a stage folder, by step."""
+    found = (read_json(folder / METRICS) for _, folder in snapshot_folders(out_dir))
+    return [cast(SnapshotMetrics, m) for m in found if m is not None]
 
 
 def finish_masked_lm(
@@ -198,6 +267,10 @@ def finish_masked_lm(
 ) -> TrainedMetrics:
     """Write the stage's ``save_pretrained`` folder and metrics.json; drop its checkpoint (the
     main process writes; every process returns the metrics)."""
+    stage = recipe.stages[name]
+    if isinstance(stage, PretrainStage | DistillStage) and stage.keep_snapshots:
+        # From the folders, not memory: a resumed run kept the earlier ones in another process.
+        extra["snapshots"] = kept_snapshots(out_dir)
     metrics = cast(
         TrainedMetrics,
         {  # `extra`: the keys of the stage kind (e.g. teachers)

@@ -5,6 +5,10 @@ encoder + heads + label maps + tokenizer), its training curve (``metrics.jsonl``
 on every evaluation set and ``metrics.json``. A model whose ``metrics.json`` exists is done: a
 killed stage resumes with the next model (and the interrupted one from its checkpoint). The
 stage's own ``metrics.json`` gathers all of them for the report.
+
+With ``snapshots`` set, every snapshot that the named LM stages kept is fine-tuned briefly and
+scored on dev (:class:`SnapshotRun`), one small folder each under ``<stage>/snapshots/``,
+resumed the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from safetensors.torch import load_file, save_file
 from transformers import set_seed
@@ -34,10 +38,14 @@ from distilnlu.modeling.presets import count_parameters
 from distilnlu.rundir import (
     BEST_WEIGHTS,
     METRICS,
+    SNAPSHOTS,
     FinetuneMetrics,
     ModelMetrics,
+    SnapshotScore,
     atomic_path,
     predictions_file,
+    read_json,
+    snapshot_folders,
     write_json,
     write_jsonl,
 )
@@ -110,9 +118,47 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> FinetuneMe
         "labels": {"intents": len(labels.intents), "slot_tags": len(labels.slot_tags)},
         "models": models,
     }
+    if stage.snapshots is not None:
+        scores = score_snapshots(recipe, stage, task, out_dir, sets, labels, stage_hash)
+        metrics["snapshots"] = scores
     if is_main():
         write_stage_files(out_dir, recipe, metrics)
     return metrics
+
+
+def score_snapshots(
+    recipe: Recipe,
+    stage: FinetuneStage,
+    task: Task,
+    out_dir: Path,
+    sets: Sets,
+    labels: LabelVocab,
+    stage_hash: str,
+) -> dict[str, list[SnapshotScore]]:
+    """Each kept snapshot of the ``snapshots.stages``, fine-tuned briefly and scored on dev; a
+    snapshot whose score folder has its ``metrics.json`` is read back, not trained again."""
+    assert stage.snapshots is not None
+    budget = stage.snapshots.max_steps
+    # Dev once, at the end of the budget: a score per snapshot, no model selection to pay for.
+    short = stage.training.model_copy(
+        update={"max_steps": budget, "epochs": None, "eval_every": budget}
+    )
+    scoring = stage.model_copy(update={"training": short})
+    scores: dict[str, list[SnapshotScore]] = {}
+    for lm_stage in stage.snapshots.stages:
+        rows: list[SnapshotScore] = []
+        for _, folder in snapshot_folders(recipe.run_dir / lm_stage):
+            score_dir = out_dir / SNAPSHOTS / lm_stage / folder.name
+            done = read_json(score_dir / METRICS)
+            if done is not None:
+                rows.append(cast(SnapshotScore, done))
+                drop_training_files(score_dir)  # what a kill after its metrics left
+                continue
+            ref = f"{lm_stage}/{SNAPSHOTS}/{folder.name}"  # resolves inside the stage's folder
+            run = SnapshotRun(recipe, scoring, task, ref, "full", score_dir, sets, labels)
+            rows.append(run.score(stage_hash))
+        scores[lm_stage] = rows
+    return scores
 
 
 def warn_unseen(stage: SupervisedStage, sets: Sets, labels: LabelVocab) -> None:
@@ -309,3 +355,39 @@ class FinetuneRun:
             fault_point("metrics_written")
             drop_training_files(out_dir)
         return metrics
+
+
+class SnapshotRun(FinetuneRun):
+    """One kept snapshot of an LM stage, fine-tuned (whole encoder) for the short budget of the
+    stage's ``snapshots`` and scored once on dev, as it is during training (no slot prior).
+
+    Only the score is kept (``metrics.json``, and the curve in ``metrics.jsonl``): the weights
+    matter only for the number, and a run keeps many snapshots.
+    """
+
+    def keep_best(self, model: EncoderClassifier) -> None:
+        return  # dev is scored once, at the end: the final weights are the scored ones
+
+    def score(self, stage_hash: str) -> SnapshotScore:
+        start = time.perf_counter()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        model = self.build()
+        state = self.train(model, EarlyStopping(self.stage.patience), stage_hash)
+        snapshot = read_json(Path(self.source) / METRICS) or {}
+        keys = ("perplexity", "mask_fill_accuracy")
+        score: SnapshotScore = {
+            "stage": str(snapshot.get("stage", self.ref.partition("/")[0])),
+            "step": int(snapshot.get("step", 0)),
+            "lm": {
+                corpus: {k: ev[k] for k in keys if k in ev}
+                for corpus, ev in (snapshot.get("eval") or {}).items()
+            },
+            "metric": self.task.primary[0],
+            "dev": state.last_eval.get("dev", {}),
+            "steps": state.step,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        if is_main():
+            write_json(self.out_dir / METRICS, score)
+            drop_training_files(self.out_dir)
+        return score

@@ -53,6 +53,10 @@ ENGINE_DIR = "engine"  # a sharded engine's own checkpoint files, inside our che
 PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
 
+StepHook = Callable[["LoopState", nn.Module, dict[str, Any] | None], None]
+"""``on_step(state, unwrapped model, this step's evaluation or None)``."""
+
+
 class NonFiniteLossError(DistilNLUError):
     """Training kept producing NaN/inf losses."""
 
@@ -173,6 +177,7 @@ def train_loop(
     evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
     desc: str = "train",
     state_extra: dict[str, Any] | None = None,
+    on_step: StepHook | None = None,
 ) -> LoopState:
     """Train ``model`` for ``cfg.steps()`` optimizer steps, resuming from ``out_dir`` if possible.
 
@@ -183,6 +188,9 @@ def train_loop(
             It is called with the module as given (e.g. a :class:`TrainedModule`).
         state_extra: JSON-able values stored in (and checked against) the checkpoint, e.g. the
             stage's config hash.
+        on_step: called after every optimizer step and its evaluation (if any), before the
+            step's checkpoint, so whatever it writes exists whenever a checkpoint past it does
+            (a stage keeps its snapshots there). Unsharded runs only.
     """
     acc = make_accelerator(cfg.precision)
     if acc.distributed_type == DistributedType.DEEPSPEED and cfg.grad_accum > 1:
@@ -200,6 +208,11 @@ def train_loop(
         num_training_steps=total,
     )
     sharded = is_sharded(acc)
+    if sharded and on_step is not None:  # the hook reads whole weights, which no process holds
+        raise ConfigError(
+            "keep_snapshots is not supported under FSDP / DeepSpeed (sharded weights): run the"
+            " stage with DDP or in one process, or set keep_snapshots: 0"
+        )
     # A sharded engine's state can only be loaded into the prepared (sharded) model.
     state = (
         LoopState()
@@ -239,13 +252,17 @@ def train_loop(
                 bar.set_postfix(loss=f"{losses['loss']:.4f}")
             bar.update(1)
             _log_event(log, state.step, objective.after_step(state.step))
+            evaluated, stop = None, False
             if evaluate and (state.step % cfg.eval_every == 0 or state.step == total):
-                state.last_eval = evaluate(acc.unwrap_model(model))
+                state.last_eval = evaluated = evaluate(acc.unwrap_model(model))
                 log.write({"step": state.step, "eval": state.last_eval})
                 event = objective.after_eval(state.step, state.last_eval)
                 _log_event(log, state.step, event)
-                if event is not None and event.stop:  # e.g. early stopping on a dev metric
-                    break
+                stop = event is not None and event.stop  # e.g. early stopping on a dev metric
+            if on_step is not None:
+                on_step(state, acc.unwrap_model(model), evaluated)
+            if stop:
+                break
             if state.step % cfg.checkpoint_every == 0 and state.step < total:
                 save()
             if signum is not None and state.step < total:

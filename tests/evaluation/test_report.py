@@ -227,8 +227,8 @@ def test_files_written(full_run: Path, written: tuple[Path, str, str]) -> None:
 
 def test_header_lists_stages_and_total(written: tuple[Path, str, str]) -> None:
     _, md, _ = written
-    assert _row(md, "teacher_stage1")[1:3] == ["pretrain", "20.0 s"]
-    assert _row(md, "Total")[2] == "3 min 30 s"  # 10 + 20 + ... + 60 seconds
+    assert _row(md, "teacher_stage1", "## Stages")[1:3] == ["pretrain", "20.0 s"]
+    assert _row(md, "Total", "## Stages")[2] == "3 min 30 s"  # 10 + 20 + ... + 60 seconds
 
 
 def test_comparison_table(written: tuple[Path, str, str]) -> None:

@@ -43,6 +43,22 @@ CASES = {
         "stages.final_task.teacher=finetune/nosuch",
         "writes no model 'nosuch'",
     ],
+    "--threads 0": ["--threads", "0", "run", "demo.yaml", "--threads '0': give a whole number"],
+    "negative --threads": ["--threads", "-2", "run", "demo.yaml", "1 or more (e.g. --threads 4)"],
+    "non-integer --threads": ["--threads", "two", "report", "runs", "--threads 'two': give"],
+    "--threads after the command": [
+        "run",
+        "demo.yaml",
+        "--threads",
+        "2",
+        "--threads goes before the command: distilnlu --threads N run",
+    ],
+    "training.threads 0": [
+        "run",
+        "demo.yaml",
+        "stages.teacher_stage1.training.threads=0",
+        "stages.teacher_stage1.training.threads",
+    ],
     "texts file missing": ["evaluate", "folder", "--texts", "nonexistent.txt", "nonexistent.txt"],
     "not a model folder": ["predict", "folder", "play jazz", "nlu_config.json"],
 }

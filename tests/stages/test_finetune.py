@@ -248,7 +248,14 @@ def test_a_fine_tuned_model_is_exported_predicted_and_the_run_says_how(finished,
     runner = CliRunner()
     again = runner.invoke(app, ["run", str(path)])  # every stage is done: report + hint only
     assert again.exit_code == 0, again.output
-    shipped = recipe.run_dir / "finetune/teacher_stage2"
+    # The hint ships the report's choice: the best dev EM (both teachers share one shape, so
+    # both are within twice its latency), not the last model listed.
+    models = json.loads((recipe.run_dir / "finetune/metrics.json").read_text())["models"]
+    best = max(
+        ("teacher_stage1", "teacher_stage2"),
+        key=lambda k: models[k]["eval"]["nlu_dev"]["exact_match"],
+    )
+    shipped = recipe.run_dir / "finetune" / best
     assert f"distilnlu export {shipped} --int8" in again.output
 
     folder = tmp_path / "teacher_stage2"
