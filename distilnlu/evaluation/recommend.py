@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,8 +38,10 @@ class Candidate:
     model: ModelMetrics
     dev: float  # the primary metric on the dev set (a fraction; higher is better)
     test: float  # the same on the view's primary evaluation set
-    p50: float  # ms
+    p50: float  # ms: the median of the measured p50s of the models of this size (see below)
     non_embedding: float
+    measured: float = math.nan  # ms: this model's own p50
+    peers: int = 1  # models of this size whose measurements the median is over
 
     @property
     def encoder(self) -> str:
@@ -91,19 +93,28 @@ class Recommendation:
 
 
 def candidates(run: Run, ft: Finetune) -> list[Candidate]:
-    """The view's models that have a dev score and a measured latency."""
+    """The view's models that have a dev score and a measured latency.
+
+    Models of one size (embedding and non-embedding parameters) share one shape and so one
+    cost, whatever their weights; each gets the median of their measured p50s, which damps the
+    noise of a single timing (one model timed at 1.8× its same-shape peer has been seen)."""
     metric, _ = ft.task.primary
-    found = []
+    found: list[Candidate] = []
+    sizes: list[object] = []  # the group of each model: its size, or its key when unknown
     for key, model in ft.models.items():
         dev = ft.value(model, metric, ft.dev)
         p50 = number((model.get("latency_ms") or {}).get("p50"))
         if math.isnan(dev) or math.isnan(p50) or p50 <= 0:
             continue
         params = model.get("parameters") or run.trained(str(model.get("source"))).get("parameters")
-        size = number((params or {}).get("non_embedding"))
-        test = ft.value(model, metric)
-        found.append(Candidate(key, model, dev, test, p50, size))
-    return found
+        size = tuple(number((params or {}).get(k)) for k in ("embedding", "non_embedding"))
+        sizes.append(key if any(math.isnan(v) for v in size) else size)
+        found.append(Candidate(key, model, dev, ft.value(model, metric), p50, size[1], p50))
+    shared = []
+    for c, group in zip(found, sizes, strict=True):
+        same = [o.measured for o, g in zip(found, sizes, strict=True) if g == group]
+        shared.append(replace(c, p50=statistics.median(same), peers=len(same)))
+    return shared
 
 
 def smallest_student(run: Run, found: Sequence[Candidate]) -> Candidate:
@@ -124,23 +135,19 @@ def smallest_student(run: Run, found: Sequence[Candidate]) -> Candidate:
 
 
 def budget_of(run: Run, found: Sequence[Candidate], config: ReportConfig) -> Budget:
-    """The recipe's budget, or the factor × the smallest student's latency. That latency is the
-    median p50 of every model of the student's size: they share its shape, so the median damps
-    the timing noise of any one measurement."""
+    """The recipe's budget, or the factor × the smallest student's latency."""
     if config.latency_budget_ms is not None:
         return Budget(config.latency_budget_ms, "report.latency_budget_ms")
     small = smallest_student(run, found)
-    same = [c.p50 for c in found if c.non_embedding == small.non_embedding] or [small.p50]
-    p50 = statistics.median(same)
     factor = config.latency_factor
-    if len(same) == 1:
-        rule = f"{factor:g} × the p50 of {small.key}, {fmt_float(p50)} ms"
+    if small.peers == 1:
+        rule = f"{factor:g} × the p50 of {small.key}, {fmt_float(small.p50)} ms"
     else:
         rule = (
-            f"{factor:g} × {fmt_float(p50)} ms, the median p50 of the {len(same)} models of"
-            f" {small.key}'s size"
+            f"{factor:g} × {fmt_float(small.p50)} ms, the median p50 of the {small.peers} models"
+            f" of {small.key}'s size"
         )
-    return Budget(factor * p50, rule)
+    return Budget(factor * small.p50, rule)
 
 
 def most_accurate(found: Sequence[Candidate]) -> Candidate:
@@ -191,13 +198,21 @@ def tradeoff_table(rec: Recommendation) -> Table:
             fmt_pct(c.dev),
             fmt_pct(c.test),
             fmt_float(c.p50),
+            fmt_float(c.measured),
             "yes" if c.p50 <= rec.budget.ms else "no",
             "yes" if c.key in front else "",
         ]
         for c in sorted(rec.candidates, key=lambda c: c.p50)
     ]
     header = ["Model", f"{rec.dev_set} {rec.label} (%)", f"{rec.primary_set} {rec.label} (%)"]
-    return Table([*header, "p50 (ms)", "Within budget", "Pareto front"], rows)
+    return Table([*header, "p50 (ms)", "Own p50 (ms)", "Within budget", "Pareto front"], rows)
+
+
+SHARED_P50 = (
+    "p50: one utterance at a time on one thread; the median over the models of the same size"
+    " (one shape, one cost), which damps the noise of a single timing. Own p50: the model's own"
+    " measurement."
+)
 
 
 def recommendation_sections(
@@ -214,7 +229,7 @@ def recommendation_sections(
         front = [plots.Point(c.key, c.p50, c.dev) for c in pareto_front(rec.candidates)]
         chosen = rec.chosen.key if rec.chosen is not None else None
         title = f"{ft.name}: {rec.label} on {rec.dev_set} against latency"
-        blocks: list[Block] = [rec.sentence(), tradeoff_table(rec)]
+        blocks: list[Block] = [rec.sentence(), tradeoff_table(rec), SHARED_P50]
         blocks += figures.make(
             f"tradeoff_{ft.name}",
             "Each model at its dev score and one-utterance p50 latency (one thread); the line"
