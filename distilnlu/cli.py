@@ -114,6 +114,23 @@ def _report(run_dir: Path, config: ReportConfig | None = None) -> None:
 
 
 @app.command()
+def plan(
+    recipe: Path = typer.Argument(..., help="Recipe YAML, e.g. configs/alexatm.yaml."),
+    overrides: list[str] | None = OVERRIDES,
+    gpu: str = typer.Option("h100", help="GPU to plan for: h100, h200, a100, a100-40gb, l40s."),
+    gpus: int = typer.Option(1, help="Devices the stages run on (data-parallel)."),
+    mfu: float = typer.Option(0.4, help="Model-FLOPs utilisation the hours assume."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """What the recipe's masked-LM stages cost before they run: parameters, tokens, FLOPs,
+    memory per device under DDP / FSDP / ZeRO-2 / ZeRO-3, devices needed, hours on a GPU."""
+    from distilnlu.plan import make_plan, plan_table
+
+    planned = make_plan(_load(recipe, overrides), gpu, gpus, mfu)
+    typer.echo(json.dumps(planned.to_json(), indent=2) if as_json else plan_table(planned))
+
+
+@app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run folder, e.g. runs/demo."),
     latency_budget_ms: float | None = typer.Option(

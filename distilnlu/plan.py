@@ -1,0 +1,334 @@
+"""``distilnlu plan RECIPE``: what a recipe's masked-LM stages cost before they run.
+
+For each pretrain / distill stage: parameters (embedding / non-embedding), tokens processed,
+training FLOPs, memory per device under DDP, FSDP (full shard), ZeRO-2 and ZeRO-3, the smallest
+device count whose memory fits, and the time on a named GPU at a stated model-FLOPs utilisation.
+Everything is computed from the recipe alone (the models are not built), so it answers for a
+2.3B teacher on a laptop.
+
+The formulas, and where they come from:
+
+- **FLOPs per token** of a training step: 6 × the encoder layers' parameters (forward 2, backward
+  4, per multiply-add) plus 12 · L · T · H for the attention scores and their weighted sum over
+  T = ``seq_len`` (Kaplan et al., 2020), plus 6 × the LM head (dense + decoder) on the masked
+  share of tokens only, as :mod:`distilnlu.modeling.masked_lm` computes it. A distill stage adds
+  each teacher's forward pass (2 × its layers, 4 · L · T · H, its head on the masked tokens).
+- **Model states per device** (bytes, Ψ = parameters): ZeRO-2 4Ψ + 16Ψ / N and ZeRO-3
+  4 × the largest layer + 18Ψ / N are DeepSpeed's own estimates without offload
+  (``estimate_zero2/3_model_states_mem_needs``); DDP keeps fp32 weights, gradients and AdamW's
+  two moments on every device, 16Ψ (Accelerate's mixed precision casts on the fly); FSDP full
+  shard keeps those 16Ψ sharded, 16Ψ / N, plus one gathered layer in fp32.
+- **Activations** of one micro-batch, kept for the backward pass: per layer
+  T · B · H · (34 + 5 · A · T / H) bytes at 16 bits (Korthikanti et al., 2022, no
+  recomputation), twice that at fp32, plus the masked rows' logits (fp32) of the LM head.
+
+Fine-tuning stages are left out: their cost is small next to pretraining, and their length
+depends on early stopping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distilnlu.config import DistillStage, PretrainStage, Recipe, TokenizerStage
+from distilnlu.errors import ConfigError
+from distilnlu.modeling.presets import ModelShape, estimate_parameters, resolve_shape
+
+STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")
+HEADROOM = 0.9  # of a device's memory a plan may fill: the allocator and CUDA context need room
+DEFAULT_VOCAB = 32_000  # when the recipe has no tokenizer stage to say it
+MAX_DEVICES = 65_536
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    memory_gib: float
+    peak_tflops: float  # dense bf16 / fp16 tensor-core peak (the vendor's figure, no sparsity)
+
+
+GPUS = {
+    "h100": Gpu("NVIDIA H100 SXM", 80, 989),
+    "h200": Gpu("NVIDIA H200 SXM", 141, 989),
+    "a100": Gpu("NVIDIA A100 80GB SXM", 80, 312),
+    "a100-40gb": Gpu("NVIDIA A100 40GB", 40, 312),
+    "l40s": Gpu("NVIDIA L40S", 48, 362),
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the formulas need of a model."""
+
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    vocab: int
+    embedding: int
+    non_embedding: int
+
+    @property
+    def total(self) -> int:
+        return self.embedding + self.non_embedding
+
+    @property
+    def head(self) -> int:
+        """LM head weights that multiply: dense H × H and decoder H × V."""
+        return self.hidden * self.hidden + self.hidden * self.vocab
+
+    @property
+    def body(self) -> int:
+        """Parameters of the encoder layers (what every token multiplies through)."""
+        h, f = self.hidden, self.ffn
+        return self.layers * (4 * h * h + 4 * h + 2 * h * f + f + h + 4 * h)
+
+    @property
+    def largest_layer(self) -> int:
+        """The largest single module's own parameters (DeepSpeed's "largest layer")."""
+        return max(self.vocab * self.hidden, self.hidden * self.ffn + self.ffn)
+
+
+def shape_of(preset: ModelShape, vocab: int) -> Shape:
+    params = estimate_parameters(preset, vocab)
+    return Shape(
+        preset.num_layers, preset.hidden_size, preset.num_heads, preset.ffn_size, vocab,
+        params["embedding"], params["non_embedding"],
+    )  # fmt: skip
+
+
+def forward_flops_per_token(s: Shape, seq_len: int, mask_rate: float) -> float:
+    return 2 * s.body + 4 * s.layers * seq_len * s.hidden + 2 * mask_rate * s.head
+
+
+def train_flops_per_token(s: Shape, seq_len: int, mask_rate: float) -> float:
+    """Forward and backward (3 × the forward) of one token of a masked-LM step."""
+    return 3 * forward_flops_per_token(s, seq_len, mask_rate)
+
+
+def model_state_bytes(s: Shape, strategy: str, devices: int) -> float:
+    psi, n = s.total, devices
+    if strategy == "ddp":
+        return 16 * psi
+    if strategy == "fsdp":
+        return 16 * psi / n + 4 * s.largest_layer
+    if strategy == "zero2":
+        return 4 * psi + 16 * psi / n
+    if strategy == "zero3":
+        return 4 * s.largest_layer + 18 * psi / n
+    raise ValueError(strategy)
+
+
+def activation_bytes(s: Shape, batch: int, seq_len: int, precision: str, mask_rate: float) -> float:
+    per_layer = seq_len * batch * s.hidden * (34 + 5 * s.heads * seq_len / s.hidden)
+    width = 2 if precision == "fp32" else 1  # the formula counts 16-bit activations
+    logits = 4 * mask_rate * batch * seq_len * s.vocab * 2  # fp32 logits and their gradient
+    return width * s.layers * per_layer + logits
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    kind: str
+    embedding: int
+    non_embedding: int
+    tokens: int
+    flops: float
+    activations_gib: float = math.nan  # one micro-batch, per device
+    memory_gib: dict[str, float] = field(default_factory=dict)  # per device at --gpus
+    min_devices: dict[str, int | None] = field(default_factory=dict)
+    hours: float = math.nan
+    teachers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    recipe: str
+    gpu: Gpu
+    gpus: int
+    mfu: float
+    stages: list[StagePlan]
+    skipped: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Planner:
+    """Walks a recipe's stages, resolving each LM stage's shape (preset, ``init`` chain, or a
+    local folder's ``config.json``) and vocabulary (its tokenizer stage)."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self.shapes: dict[str, Shape | None] = {}
+
+    def vocab(self, tokenizer: str | None) -> int:
+        stage = self.recipe.stages.get(tokenizer or "")
+        if isinstance(stage, TokenizerStage) and stage.pretrained is None:
+            return stage.vocab_size
+        firsts = [s for s in self.recipe.stages.values() if isinstance(s, TokenizerStage)]
+        trained = [s.vocab_size for s in firsts if s.pretrained is None]
+        return trained[0] if trained else DEFAULT_VOCAB
+
+    def shape(self, ref: str) -> Shape | None:
+        """The shape of what a reference names: an earlier stage or a local folder."""
+        if ref in self.shapes:
+            return self.shapes[ref]
+        stage = self.recipe.stages.get(ref)
+        if isinstance(stage, PretrainStage | DistillStage):
+            found = self.stage_shape(stage)
+        else:
+            found = folder_shape(Path(ref))
+        self.shapes[ref] = found
+        return found
+
+    def stage_shape(self, stage: PretrainStage | DistillStage) -> Shape | None:
+        if stage.model is not None:
+            if isinstance(stage, DistillStage) and stage.tokenizer is None:
+                teacher = self.shape(stage.teachers[0].model)  # the first teacher's tokenizer
+                vocab = teacher.vocab if teacher is not None else self.vocab(None)
+            else:
+                vocab = self.vocab(stage.tokenizer)
+            return shape_of(resolve_shape(stage.model), vocab)
+        return self.shape(str(stage.init))
+
+    def plan(self, name: str, gpu: Gpu, gpus: int, mfu: float) -> StagePlan | str:
+        """The stage's plan, or why it cannot be planned."""
+        stage = self.recipe.stages[name]
+        if not isinstance(stage, PretrainStage | DistillStage):
+            return "not a masked-LM stage"
+        shape = self.stage_shape(stage)
+        if shape is None:
+            return (
+                f"the shape of {stage.init} is unknown (a hub id or a folder without config.json)"
+            )
+        cfg, rate = stage.training, stage.masking.mlm_probability
+        steps = cfg.max_steps or 0
+        tokens = steps * cfg.batch_size * cfg.grad_accum * cfg.seq_len * gpus
+        per_token = train_flops_per_token(shape, cfg.seq_len, rate)
+        teachers: list[str] = []
+        teacher_states = 0.0
+        if isinstance(stage, DistillStage):
+            for t in stage.teachers:
+                ts = self.shape(t.model)
+                if ts is None:
+                    return f"the shape of teacher {t.model} is unknown"
+                teachers.append(t.model)
+                teacher_states = max(
+                    teacher_states, (2 if cfg.precision != "fp32" else 4) * ts.total
+                )
+            # Time-weighted by the schedule would need the switch step; the largest teacher's
+            # forward is the upper bound a plan should show.
+            biggest = max((self.shape(t) for t in teachers), key=lambda s: s.total if s else 0)
+            per_token += forward_flops_per_token(biggest, cfg.seq_len, rate) if biggest else 0
+        flops = per_token * tokens
+        act = activation_bytes(shape, cfg.batch_size, cfg.seq_len, cfg.precision, rate)
+        memory, least = {}, {}
+        for strategy in STRATEGIES:
+            need = model_state_bytes(shape, strategy, gpus) + act + teacher_states
+            memory[strategy] = need / 2**30
+            least[strategy] = fewest_devices(shape, strategy, act + teacher_states, gpu)
+        hours = flops / (gpus * gpu.peak_tflops * 1e12 * mfu) / 3600
+        return StagePlan(
+            name, stage.kind, shape.embedding, shape.non_embedding, tokens, flops, act / 2**30,
+            memory, least, hours, teachers,
+        )  # fmt: skip
+
+
+def fewest_devices(shape: Shape, strategy: str, extra: float, gpu: Gpu) -> int | None:
+    """The smallest device count whose per-device need fits ``gpu`` (None: none does)."""
+    budget = HEADROOM * gpu.memory_gib * 2**30
+    n = 1
+    while n <= MAX_DEVICES:
+        if model_state_bytes(shape, strategy, n) + extra <= budget:
+            return n
+        if strategy == "ddp":
+            return None  # replicated: more devices never help
+        n *= 2
+    return None
+
+
+def folder_shape(folder: Path) -> Shape | None:
+    """The shape of a local Hugging Face masked-LM folder, from its ``config.json``."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text("utf-8"))
+        preset = ModelShape(
+            num_layers=cfg["num_hidden_layers"],
+            hidden_size=cfg["hidden_size"],
+            num_heads=cfg["num_attention_heads"],
+            intermediate_size=cfg.get("intermediate_size"),
+            max_position_embeddings=cfg.get("max_position_embeddings", 514),
+        )
+        return shape_of(preset, int(cfg["vocab_size"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def make_plan(recipe: Recipe, gpu_name: str, gpus: int, mfu: float) -> Plan:
+    if gpu_name not in GPUS:
+        raise ConfigError(f"--gpu {gpu_name}: not a known GPU (known: {', '.join(GPUS)})")
+    if gpus < 1:
+        raise ConfigError(f"--gpus {gpus}: give 1 or more")
+    if not 0 < mfu <= 1:
+        raise ConfigError(f"--mfu {mfu:g}: give a fraction between 0 and 1, e.g. 0.4")
+    planner, gpu = Planner(recipe), GPUS[gpu_name]
+    stages, skipped = [], {}
+    for name in recipe.stages:
+        result = planner.plan(name, gpu, gpus, mfu)
+        if isinstance(result, str):
+            skipped[name] = result
+        else:
+            stages.append(result)
+    return Plan(recipe.name, gpu, gpus, mfu, stages, skipped)
+
+
+def fmt_big(value: float) -> str:
+    for unit, size in (
+        ("Z", 1e21),
+        ("E", 1e18),
+        ("P", 1e15),
+        ("T", 1e12),
+        ("G", 1e9),
+        ("M", 1e6),
+        ("K", 1e3),
+    ):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}"
+
+
+def plan_table(plan: Plan) -> str:
+    from distilnlu.evaluation.render import Table, text_table
+
+    header = ["Stage", "Kind", "Emb.", "Non-emb.", "Tokens", "FLOPs", "Activ. GiB"]
+    header += [f"{s} GiB/dev" for s in STRATEGIES] + [f"{s} min devs" for s in STRATEGIES]
+    header.append(f"Hours ({plan.gpus} × {plan.gpu.name.split()[1]})")
+    rows = []
+    for s in plan.stages:
+        row = [s.stage, s.kind, fmt_big(s.embedding), fmt_big(s.non_embedding)]
+        row += [fmt_big(s.tokens), fmt_big(s.flops), f"{s.activations_gib:.1f}"]
+        row += [f"{s.memory_gib[k]:.1f}" for k in STRATEGIES]
+        row += [str(s.min_devices[k]) if s.min_devices[k] else "—" for k in STRATEGIES]
+        rows.append([*row, f"{s.hours:.2f}"])
+    lines = [
+        f"Plan of {plan.recipe} on {plan.gpus} × {plan.gpu.name} ({plan.gpu.memory_gib:g} GiB,"
+        f" {plan.gpu.peak_tflops:g} TFLOP/s bf16) at {plan.mfu:.0%} MFU;"
+        f" memory per device at {plan.gpus} devices, min devs at {HEADROOM:.0%} of"
+        f" {plan.gpu.memory_gib:g} GiB. training.batch_size is per device, so tokens grow with"
+        " --gpus:",
+        "",
+        text_table(Table(header, rows)),
+    ]
+    lines += [f"{name}: not planned ({why})" for name, why in plan.skipped.items()]
+    if any(None in s.min_devices.values() for s in plan.stages):
+        lines.append(
+            "—: no device count fits. Activations (one micro-batch of training.batch_size, per"
+            " device) do not shrink with more devices: lower batch_size and raise grad_accum."
+        )
+    total = sum(s.hours for s in plan.stages)
+    lines.append(f"Total: {total:.2f} hours of the planned stages.")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""``distilnlu plan``: FLOPs against a hand count, memory against DeepSpeed's own formulas."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distilnlu import plan
+from distilnlu.cli import app
+from distilnlu.config import load_recipe
+from distilnlu.errors import ConfigError
+from distilnlu.modeling.presets import ModelShape, build_model, count_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(vocab: int = 100) -> plan.Shape:
+    return plan.shape_of(ModelShape(num_layers=2, hidden_size=32, num_heads=2), vocab)
+
+
+def test_the_shape_counts_match_a_built_model() -> None:
+    shape = ModelShape(num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64)
+    counted = count_parameters(build_model(shape, 100))
+    planned = plan.shape_of(shape, 100)
+    assert (planned.embedding, planned.non_embedding) == (
+        counted["embedding"],
+        counted["non_embedding"],
+    )
+    layers = sum(p.numel() for n, p in build_model(shape, 100).named_parameters() if ".layer." in n)
+    assert planned.body == layers  # what every token multiplies through
+
+
+def test_flops_per_token_by_hand() -> None:
+    # L=2, H=32, FFN=128 (4H), V=100, T=16, 15% masked. Per layer: Q, K, V, O 4·32·32 + 4·32,
+    # FFN 2·32·128 + 128 + 32, two LayerNorms 4·32 = 12,704; two layers 25,408.
+    s = tiny()
+    assert s.body == 25_408
+    head = 32 * 32 + 32 * 100  # dense + decoder
+    forward = 2 * 25_408 + 4 * 2 * 16 * 32 + 2 * 0.15 * head
+    assert plan.forward_flops_per_token(s, 16, 0.15) == pytest.approx(forward)
+    assert plan.train_flops_per_token(s, 16, 0.15) == pytest.approx(3 * forward)
+
+
+# DeepSpeed's estimates without offload, as published in deepspeed.runtime.zero:
+# stage_1_and_2.estimate_zero2_model_states_mem_needs: 4Ψ + 16Ψ/N;
+# stage3.estimate_zero3_model_states_mem_needs: 4 × largest layer + 18Ψ/N.
+def deepspeed_zero2(total: int, gpus: int) -> int:
+    return 4 * total + int(16 * total / gpus)
+
+
+def deepspeed_zero3(total: int, largest: int, gpus: int) -> int:
+    return 4 * largest + int(18 * total / gpus)
+
+
+@pytest.mark.parametrize(
+    ("preset", "vocab", "gpus"),
+    [
+        ("alexatm-2.3b", 150_000, 64),
+        ("student-170m", 150_000, 8),
+        ("base", 32_000, 1),
+        ("large", 50_265, 16),
+    ],
+)
+def test_zero_model_states_match_deepspeeds_formulas(preset: str, vocab: int, gpus: int) -> None:
+    from distilnlu.modeling.presets import resolve_shape
+
+    s = plan.shape_of(resolve_shape(preset), vocab)
+    assert s.largest_layer == max(vocab * s.hidden, s.hidden * s.ffn + s.ffn)
+    zero3 = plan.model_state_bytes(s, "zero3", gpus)
+    assert zero3 == pytest.approx(deepspeed_zero3(s.total, s.largest_layer, gpus), abs=1)
+    zero2 = plan.model_state_bytes(s, "zero2", gpus)
+    assert zero2 == pytest.approx(deepspeed_zero2(s.total, gpus), abs=1)
+    assert plan.model_state_bytes(s, "ddp", gpus) == 16 * s.total
+
+
+def test_the_fewest_devices_that_fit() -> None:
+    from distilnlu.modeling.presets import resolve_shape
+
+    s = plan.shape_of(resolve_shape("alexatm-2.3b"), 150_000)  # 2.65B parameters: 42 GB of states
+    h100 = plan.GPUS["h100"]
+    assert plan.fewest_devices(s, "ddp", 0, h100) == 1
+    need = 60 * 2**30  # 60 GiB of activations leave 12 GiB for states on an 80 GiB device
+    assert plan.fewest_devices(s, "ddp", need, h100) is None
+    zero3 = plan.fewest_devices(s, "zero3", need, h100)
+    assert (
+        zero3 is not None and plan.model_state_bytes(s, "zero3", zero3) + need <= 0.9 * 80 * 2**30
+    )
+    assert plan.model_state_bytes(s, "zero3", zero3 // 2) + need > 0.9 * 80 * 2**30
+
+
+def test_alexatm_on_64_h100s_prints_a_table() -> None:
+    out = CliRunner().invoke(
+        app, ["plan", str(ROOT / "configs/alexatm.yaml"), "--gpu", "h100", "--gpus", "64"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "Plan of alexatm on 64 × NVIDIA H100 SXM" in out.output
+    row = next(
+        line.split() for line in out.output.splitlines() if line.startswith("teacher_stage1 ")
+    )
+    assert row[1:4] == ["pretrain", "346.8M", "2.3G"]
+    assert "tokenizer: not planned (not a masked-LM stage)" in out.output
+
+
+def test_json_and_distillation_counts_the_teacher(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["plan", str(ROOT / "configs/demo.yaml"), "--json"])
+    assert out.exit_code == 0, out.output
+    stages = {s["stage"]: s for s in json.loads(out.output)["stages"]}
+    recipe = load_recipe(ROOT / "configs/demo.yaml", [])
+    planner = plan.Planner(recipe)
+    student = planner.shape("baselines")
+    teacher = planner.shape("intermediate_adapted")
+    assert student is not None and teacher is not None
+    cfg = recipe.stages["final"].training  # type: ignore[union-attr]
+    tokens = cfg.max_steps * cfg.batch_size * cfg.seq_len
+    alone = plan.train_flops_per_token(student, cfg.seq_len, 0.15)
+    extra = plan.forward_flops_per_token(teacher, cfg.seq_len, 0.15)
+    assert stages["final"]["flops"] == pytest.approx((alone + extra) * tokens)
+    assert stages["baselines"]["flops"] == pytest.approx(alone * tokens)
+    assert stages["final"]["teachers"] == ["intermediate_adapted"]
+    assert not math.isnan(stages["final"]["hours"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gpu", "v100"], "--gpu v100: not a known GPU"),
+        (["--gpus", "0"], "--gpus 0: give 1 or more"),
+    ],
+)
+def test_bad_options_name_the_flag(args: list[str], message: str) -> None:
+    recipe = load_recipe(ROOT / "configs/demo.yaml", [])
+    gpu = args[1] if args[0] == "--gpu" else "h100"
+    gpus = int(args[1]) if args[0] == "--gpus" else 1
+    with pytest.raises(ConfigError, match=message):
+        plan.make_plan(recipe, gpu, gpus, 0.4)
