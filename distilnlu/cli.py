@@ -121,13 +121,26 @@ def plan(
     gpus: int = typer.Option(1, help="Devices the stages run on (data-parallel)."),
     mfu: float = typer.Option(0.4, help="Model-FLOPs utilisation the hours assume."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    measure: bool = typer.Option(
+        False, "--measure", help="Also time every stage on this machine from a short run."
+    ),
+    steps: int = typer.Option(12, help="Steps per stage of the --measure run."),
 ) -> None:
     """What the recipe's masked-LM stages cost before they run: parameters, tokens, FLOPs,
-    memory per device under DDP / FSDP / ZeRO-2 / ZeRO-3, devices needed, hours on a GPU."""
-    from distilnlu.plan import make_plan, plan_table
+    memory per device under DDP / FSDP / ZeRO-2 / ZeRO-3, devices needed, hours on a GPU;
+    with --measure, every stage's time on this machine."""
+    from distilnlu.plan import make_plan, measured_text, plan_table
 
-    planned = make_plan(_load(recipe, overrides), gpu, gpus, mfu)
-    typer.echo(json.dumps(planned.to_json(), indent=2) if as_json else plan_table(planned))
+    cfg = _load(recipe, overrides)
+    planned = make_plan(cfg, gpu, gpus, mfu)
+    if measure:
+        from distilnlu.plan_measure import measure as measure_stages
+
+        planned.measured_s = measure_stages(recipe, overrides or [], cfg, steps)
+    if as_json:
+        typer.echo(json.dumps(planned.to_json(), indent=2))
+    else:
+        typer.echo(plan_table(planned) + measured_text(planned))
 
 
 @app.command()

@@ -153,6 +153,7 @@ class Plan:
     mfu: float
     stages: list[StagePlan]
     skipped: dict[str, str]
+    measured_s: dict[str, float] = field(default_factory=dict)  # --measure: this machine
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -331,4 +332,17 @@ def plan_table(plan: Plan) -> str:
         )
     total = sum(s.hours for s in plan.stages)
     lines.append(f"Total: {total:.2f} hours of the planned stages.")
+    return "\n".join(lines)
+
+
+def measured_text(plan: Plan) -> str:
+    """``--measure``: each stage's predicted time on this machine ("" without it)."""
+    if not plan.measured_s:
+        return ""
+    from distilnlu.evaluation.render import fmt_seconds
+
+    lines = ["", "On this machine (from a short run of every stage, --measure):"]
+    width = max(len(n) for n in plan.measured_s)
+    lines += [f"  {n.ljust(width)}  {fmt_seconds(s)}" for n, s in plan.measured_s.items()]
+    lines.append(f"  {'total'.ljust(width)}  {fmt_seconds(sum(plan.measured_s.values()))}")
     return "\n".join(lines)

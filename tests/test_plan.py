@@ -137,3 +137,43 @@ def test_bad_options_name_the_flag(args: list[str], message: str) -> None:
     gpus = int(args[1]) if args[0] == "--gpus" else 1
     with pytest.raises(ConfigError, match=message):
         plan.make_plan(recipe, gpu, gpus, 0.4)
+
+
+def test_step_and_evaluation_costs_from_a_training_log() -> None:
+    from distilnlu.plan_measure import costs, evaluations, predict
+
+    rows, t = [], 0.0
+    for step in range(1, 13):  # 0.1 s a step, an evaluation of 0.5 s after steps 6 and 12
+        t += 0.1
+        rows.append({"step": step, "loss": 1.0, "time": round(t, 6)})
+        if step % 6 == 0:
+            rows.append({"step": step, "eval": {}})
+            t += 0.5
+    step_s, eval_s, steps, evals = costs(rows)
+    assert (step_s, eval_s, steps, evals) == (pytest.approx(0.1), pytest.approx(0.5), 12, 2)
+    assert evaluations(400, 100) == 4 and evaluations(450, 100) == 5
+    assert predict(2.0, 0.1, 0.5, 400, 100) == pytest.approx(2.0 + 40 + 2.0)
+
+
+def test_the_short_run_cuts_every_training_stage(tmp_path: Path) -> None:
+    from distilnlu.plan_measure import short_overrides
+
+    recipe = load_recipe(ROOT / "configs/demo.yaml", [])
+    args = short_overrides(recipe, 12, tmp_path)
+    assert f"output_dir={tmp_path}" in args
+    assert "stages.teacher_stage1.training.max_steps=12" in args
+    assert "stages.final_task.training.eval_every=6" in args
+    assert not any(a.startswith("stages.tokenizer.") for a in args)
+    short = load_recipe(ROOT / "configs/demo.yaml", args)  # a valid recipe
+    assert short.stages["baselines"].training.max_steps == 12  # type: ignore[union-attr]
+
+
+def test_measure_times_every_stage_of_a_short_run(tiny_recipe_file) -> None:
+    from distilnlu.plan_measure import measure
+
+    path = tiny_recipe_file()
+    recipe = load_recipe(path, [])
+    predicted = measure(path, [], recipe, steps=6)
+    assert list(predicted) == list(recipe.stages)
+    assert all(math.isfinite(s) and s > 0 for s in predicted.values()), predicted
+    assert not (Path(path).parent / "runs" / "plan").exists()  # the scratch run is gone
