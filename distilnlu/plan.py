@@ -36,12 +36,16 @@ from typing import Any
 
 from distilnlu.config import DistillStage, PretrainStage, Recipe, TokenizerStage
 from distilnlu.errors import ConfigError
-from distilnlu.modeling.presets import ModelShape, estimate_parameters, resolve_shape
+from distilnlu.modeling.presets import (
+    ModelShape,
+    estimate_parameters,
+    layer_parameters,
+    resolve_shape,
+)
 
 STRATEGIES = ("ddp", "fsdp", "zero2", "zero3")
 HEADROOM = 0.9  # of a device's memory a plan may fill: the allocator and CUDA context need room
 DEFAULT_VOCAB = 32_000  # when the recipe has no tokenizer stage to say it
-MAX_DEVICES = 65_536
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Shape:
     vocab: int
     embedding: int
     non_embedding: int
+    body: int  # parameters of the encoder layers (what every token multiplies through)
 
     @property
     def total(self) -> int:
@@ -82,12 +87,6 @@ class Shape:
         return self.hidden * self.hidden + self.hidden * self.vocab
 
     @property
-    def body(self) -> int:
-        """Parameters of the encoder layers (what every token multiplies through)."""
-        h, f = self.hidden, self.ffn
-        return self.layers * (4 * h * h + 4 * h + 2 * h * f + f + h + 4 * h)
-
-    @property
     def largest_layer(self) -> int:
         """The largest single module's own parameters (DeepSpeed's "largest layer")."""
         return max(self.vocab * self.hidden, self.hidden * self.ffn + self.ffn)
@@ -97,7 +96,7 @@ def shape_of(preset: ModelShape, vocab: int) -> Shape:
     params = estimate_parameters(preset, vocab)
     return Shape(
         preset.num_layers, preset.hidden_size, preset.num_heads, preset.ffn_size, vocab,
-        params["embedding"], params["non_embedding"],
+        params["embedding"], params["non_embedding"], layer_parameters(preset),
     )  # fmt: skip
 
 
@@ -110,17 +109,21 @@ def train_flops_per_token(s: Shape, seq_len: int, mask_rate: float) -> float:
     return 3 * forward_flops_per_token(s, seq_len, mask_rate)
 
 
+def model_states(s: Shape, strategy: str) -> tuple[float, float]:
+    """Model-state bytes per device as (what every device holds, what is split N ways)."""
+    psi = s.total
+    parts = {
+        "ddp": (16 * psi, 0.0),
+        "fsdp": (4 * s.largest_layer, 16 * psi),
+        "zero2": (4 * psi, 16 * psi),
+        "zero3": (4 * s.largest_layer, 18 * psi),
+    }
+    return parts[strategy]
+
+
 def model_state_bytes(s: Shape, strategy: str, devices: int) -> float:
-    psi, n = s.total, devices
-    if strategy == "ddp":
-        return 16 * psi
-    if strategy == "fsdp":
-        return 16 * psi / n + 4 * s.largest_layer
-    if strategy == "zero2":
-        return 4 * psi + 16 * psi / n
-    if strategy == "zero3":
-        return 4 * s.largest_layer + 18 * psi / n
-    raise ValueError(strategy)
+    held, split = model_states(s, strategy)
+    return held + split / devices
 
 
 def activation_bytes(s: Shape, batch: int, seq_len: int, precision: str, mask_rate: float) -> float:
@@ -211,21 +214,18 @@ class Planner:
         steps = cfg.max_steps or 0
         tokens = steps * cfg.batch_size * cfg.grad_accum * cfg.seq_len * gpus
         per_token = train_flops_per_token(shape, cfg.seq_len, rate)
-        teachers: list[str] = []
+        teachers = [t.model for t in stage.teachers] if isinstance(stage, DistillStage) else []
         teacher_states = 0.0
-        if isinstance(stage, DistillStage):
-            for t in stage.teachers:
-                ts = self.shape(t.model)
-                if ts is None:
-                    return f"the shape of teacher {t.model} is unknown"
-                teachers.append(t.model)
-                teacher_states = max(
-                    teacher_states, (2 if cfg.precision != "fp32" else 4) * ts.total
-                )
-            # Time-weighted by the schedule would need the switch step; the largest teacher's
-            # forward is the upper bound a plan should show.
-            biggest = max((self.shape(t) for t in teachers), key=lambda s: s.total if s else 0)
-            per_token += forward_flops_per_token(biggest, cfg.seq_len, rate) if biggest else 0
+        if teachers:
+            shapes = [self.shape(t) for t in teachers]
+            unknown = [t for t, ts in zip(teachers, shapes, strict=True) if ts is None]
+            if unknown:
+                return f"the shape of teacher {unknown[0]} is unknown"
+            # The largest teacher, held for its forward pass: the upper bound of the schedule
+            # (weighting by the switch step would need the step the switch comes at).
+            biggest = max((ts for ts in shapes if ts is not None), key=lambda ts: ts.total)
+            teacher_states = (2 if cfg.precision != "fp32" else 4) * biggest.total
+            per_token += forward_flops_per_token(biggest, cfg.seq_len, rate)
         flops = per_token * tokens
         act = activation_bytes(shape, cfg.batch_size, cfg.seq_len, cfg.precision, rate)
         memory, least = {}, {}
@@ -242,15 +242,11 @@ class Planner:
 
 def fewest_devices(shape: Shape, strategy: str, extra: float, gpu: Gpu) -> int | None:
     """The smallest device count whose per-device need fits ``gpu`` (None: none does)."""
-    budget = HEADROOM * gpu.memory_gib * 2**30
-    n = 1
-    while n <= MAX_DEVICES:
-        if model_state_bytes(shape, strategy, n) + extra <= budget:
-            return n
-        if strategy == "ddp":
-            return None  # replicated: more devices never help
-        n *= 2
-    return None
+    held, split = model_states(shape, strategy)
+    room = HEADROOM * gpu.memory_gib * 2**30 - held - extra
+    if room <= 0:
+        return None  # what every device holds does not fit, however many there are
+    return max(1, math.ceil(split / room)) if split else 1
 
 
 def folder_shape(folder: Path) -> Shape | None:

@@ -322,6 +322,15 @@ def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
+def layer_parameters(shape: ModelShape) -> int:
+    """Parameters of the transformer layers alone: what every token multiplies through."""
+    h, f = shape.hidden_size, shape.ffn_size
+    attention = 4 * h * h + 4 * h
+    ffn = 2 * h * f + f + h
+    layer_norms = 2 * (2 * h)
+    return shape.num_layers * (attention + ffn + layer_norms)
+
+
 def estimate_parameters(
     shape: ModelShape | str | dict[str, Any], vocab_size: int
 ) -> dict[str, int]:
@@ -330,13 +339,9 @@ def estimate_parameters(
     Same definitions as :func:`count_parameters` (exactly equal on built models).
     """
     shape = resolve_shape(shape)
-    h, f, n_layers = shape.hidden_size, shape.ffn_size, shape.num_layers
-    attention = 4 * h * h + 4 * h
-    ffn = 2 * h * f + f + h
-    layer_norms = 2 * (2 * h)
-    per_layer = attention + ffn + layer_norms
+    h = shape.hidden_size
     lm_head = h * h + h + 2 * h + vocab_size  # dense, LayerNorm, output bias
-    non_embedding = n_layers * per_layer + 2 * h + 2 * h + lm_head
+    non_embedding = layer_parameters(shape) + 2 * h + 2 * h + lm_head
     embedding = (vocab_size + shape.max_position_embeddings + _TYPE_VOCAB_SIZE) * h
     if not shape.tie_embeddings:
         # Untied, the decoder has its own weight and bias; HF keeps ``lm_head.bias`` as well.
