@@ -6,11 +6,11 @@ parser, the service and the benchmarks do not care which one runs.
 
 Answers must not depend on what else is in the batch (the service batches unrelated requests
 together). PyTorch and fp32 ONNX mask padding out exactly: a text's argmax answers alone and in a
-padded batch are the same (tested). Dynamic int8 is not batch-invariant: ONNX Runtime picks each
-activation's quantisation scale from the whole tensor, padding and the other texts included, so a
-text's logits move with its neighbours. The int8 backend therefore runs one text at a time,
-unpadded (:class:`OnnxBackend` ``one_at_a_time``); a static-scale int8 export would be batch-
-invariant and batched, and is not built yet.
+padded batch are the same (tested). ``model.int8.onnx`` is static int8 (fixed activation scales,
+:mod:`distilnlu.deploy.quantize`): batch-invariant too, and run batched. A file from an older
+export, dynamically quantised (each activation's scale taken from the whole batch, padding and
+the other texts included, so a text's logits moved with its neighbours), lacks the static mark
+and is run one text at a time, unpadded (:class:`OnnxBackend` ``one_at_a_time``).
 """
 
 from __future__ import annotations
@@ -131,8 +131,14 @@ class OnnxBackend:
 
 
 def onnx_backend(path: str | Path, backend: str, threads: int | None = None) -> OnnxBackend:
-    """The session of an exported file, one text at a time for int8 (the module docstring)."""
-    return OnnxBackend(path, threads, one_at_a_time=backend == "onnx-int8")
+    """The session of an exported file; one text at a time for a dynamic int8 file (the module
+    docstring)."""
+    from distilnlu.deploy.quantize import STATIC_KEY, STATIC_VALUE
+
+    run = OnnxBackend(path, threads)
+    static = run.session.get_modelmeta().custom_metadata_map.get(STATIC_KEY) == STATIC_VALUE
+    run.one_at_a_time = backend == "onnx-int8" and not static
+    return run
 
 
 def load_backend(folder: str | Path, backend: str, threads: int | None = None) -> RunFn:

@@ -21,7 +21,9 @@ BACKEND_HELP = "auto (fastest exported: onnx-int8, onnx, then torch) | torch | o
 def export(
     model_dir: Path = typer.Argument(..., help="A fine-tuned model folder."),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Write model.onnx (fp32)."),
-    int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (dynamic int8)."),
+    int8: bool = typer.Option(
+        False, "--int8", help="Also write model.int8.onnx (static int8, calibrated on the dev set)."
+    ),
     data: Path | None = typer.Option(
         None, help="Labeled file for the parity check (default: the model's dev predictions)."
     ),

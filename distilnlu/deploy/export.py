@@ -1,17 +1,17 @@
-"""ONNX export (dynamic batch and length), int8 dynamic quantisation, and the parity check.
+"""ONNX export (dynamic batch and length), static int8 quantisation, and the parity check.
 
 ``export_model(folder)`` writes ``model.onnx`` (and with ``int8`` ``model.int8.onnx``) into the
 fine-tuned model folder and ``export.json`` next to them: for each exported file, the largest
 |logit difference| from PyTorch and how often intents and slot tags agree on a sample of
 utterances; with gold labels (the folder's dev predictions, or ``--data``) also each backend's
-intent accuracy and slot F1, so a user sees what int8 costs before shipping it. It also
+intent accuracy and slot F1, so a user sees what int8 costs before shipping it. The int8 scales
+are calibrated on the first :data:`CALIBRATION_TEXTS` of those utterances. It also
 (re)writes the folder's standalone files (``nlu_parse.py`` runs the export without distilnlu).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,6 +27,7 @@ from distilnlu.deploy.backends import ONNX_FILES, TorchBackend, onnx_backend, on
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier
+from distilnlu.modeling.nlu_parse import WordEncoder
 from distilnlu.modeling.standalone import write_standalone
 from distilnlu.rundir import atomic_path, write_json
 
@@ -85,30 +86,29 @@ def export_onnx(model: EncoderClassifier, path: Path) -> None:
         )
 
 
-def quantize_int8(source: Path, path: Path) -> None:
-    """Dynamic int8 quantisation of the MatMuls (weights int8 per output channel, activations
-    quantised per batch at run time, which is why the int8 backend runs one text at a time:
-    :mod:`distilnlu.deploy.backends`).
+CALIBRATION_TEXTS = 256  # dev utterances whose activation ranges fix the int8 scales
+
+
+def calibration_feeds(encoder: WordEncoder, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """The model inputs of ``texts``, one unpadded utterance each, encoded as the parser
+    encodes them (so the calibrated ranges are those the served model sees)."""
+    feeds = []
+    for text in texts[:CALIBRATION_TEXTS]:
+        ids, mask, _ = encoder.encode_words([split_words(text).words])
+        feeds.append({"input_ids": ids, "attention_mask": mask})
+    return feeds
+
+
+def quantize_int8(source: Path, path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> None:
+    """Static int8 (:mod:`distilnlu.deploy.quantize`): weights int8 per output column,
+    activation scales fixed from ``feeds``, so the file is batch-invariant and runs batched.
 
     Embedding lookups stay fp32: quantising them too cost intent agreement on the demo dev set
     (99.0% vs 99.3%, docs/deployment.md) for a smaller file but no speed.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from distilnlu.deploy.quantize import quantize_file
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # onnxruntime logs a pre-processing hint through the root logger
-    try:
-        with atomic_path(path) as tmp:
-            quantize_dynamic(
-                str(source),
-                str(tmp),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul"],
-            )
-    finally:
-        root.setLevel(level)
+    quantize_file(source, path, feeds)
 
 
 def _batches(split: Sequence[Words]) -> list[list[int]]:
@@ -189,12 +189,14 @@ def export_model(
     start = time.perf_counter()
     export_onnx(model, onnx_path(folder, "onnx"))
     timings = {"onnx": time.perf_counter() - start}
-    if int8:
-        start = time.perf_counter()
-        quantize_int8(onnx_path(folder, "onnx"), onnx_path(folder, "onnx-int8"))
-        timings["onnx-int8"] = time.perf_counter() - start
     gold = [x for x in sample if isinstance(x, NLUExample)]
     texts = [x.text if isinstance(x, NLUExample) else x for x in sample] or FALLBACK_TEXTS
+    if int8:
+        start = time.perf_counter()
+        feeds = calibration_feeds(reference, texts)
+        quantize_int8(onnx_path(folder, "onnx"), onnx_path(folder, "onnx-int8"), feeds)
+        timings["onnx-int8"] = time.perf_counter() - start
+        report["calibration_texts"] = len(feeds)
     for backend, seconds in timings.items():
         path = onnx_path(folder, backend)
         candidate = Parser(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from distilnlu.data.labeled import LabelVocab
@@ -23,6 +25,7 @@ from distilnlu.deploy.parser import Parser, split_words
 from distilnlu.errors import ConfigError
 from distilnlu.evaluation.inference import torch_threads
 from distilnlu.modeling.classifier import EncoderClassifier
+from distilnlu.modeling.nlu_parse import WordEncoder
 from distilnlu.modeling.presets import PRESETS, ModelShape, build_model, estimate_parameters
 
 if TYPE_CHECKING:
@@ -178,9 +181,16 @@ def head_labels() -> LabelVocab:
 
 
 def candidate_runner(
-    shape: ModelShape, vocab_size: int, labels: LabelVocab, backend: str, threads: int, work: Path
+    shape: ModelShape,
+    vocab_size: int,
+    labels: LabelVocab,
+    backend: str,
+    threads: int,
+    work: Path,
+    calibration: Sequence[dict[str, np.ndarray]] = (),
 ) -> RunFn:
-    """A random-weight student of ``shape`` behind the chosen backend."""
+    """A random-weight student of ``shape`` behind the chosen backend (int8: scales calibrated
+    on ``calibration``, the model inputs of the utterances it is timed on)."""
     torch.manual_seed(0)
     model = EncoderClassifier(build_model(shape, vocab_size).roberta_prelayernorm, labels).eval()
     if backend == "torch":
@@ -191,8 +201,19 @@ def candidate_runner(
     export_onnx(model, fp32)
     if backend == "onnx":
         return OnnxBackend(fp32, threads)
-    quantize_int8(fp32, work / "model.int8.onnx")
+    if not calibration:
+        raise ValueError("int8 needs calibration inputs")
+    quantize_int8(fp32, work / "model.int8.onnx", calibration)
     return OnnxBackend(work / "model.int8.onnx", threads)
+
+
+def int8_calibration(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[dict[str, np.ndarray]]:
+    """Model inputs of ``texts`` to calibrate a candidate's int8 scales on."""
+    from distilnlu.deploy.export import calibration_feeds
+
+    return calibration_feeds(WordEncoder(tokenizer, max_length, tokenizer.pad_token_id), texts)
 
 
 def _no_smaller(shape: ModelShape, than: ModelShape) -> bool:
@@ -237,7 +258,8 @@ def pick_student(
             continue
         bar.set_postfix_str(cand.name)
         with tempfile.TemporaryDirectory() as work, torch_threads(threads):
-            run = candidate_runner(shape, len(tok), labels, backend, threads, Path(work))
+            feeds = int8_calibration(tok, texts, high + 8) if backend == "onnx-int8" else []
+            run = candidate_runner(shape, len(tok), labels, backend, threads, Path(work), feeds)
             parser = Parser(run, tok, labels, max_length=high + 8, backend=backend)
 
             def parse_one(text: str, parser: Parser = parser) -> list[dict[str, Any]]:

@@ -471,8 +471,8 @@ class NLUParser(WordEncoder):
     def parse(
         self, texts: Sequence[str], run: RunFn, batch_size: int = BATCH_SIZE
     ) -> list[dict[str, Any]]:
-        """One answer per text, in order; ``batch_size`` texts per ``run`` call (1 for
-        ``model.int8.onnx``: its answers depend on the batch, so predict runs it one by one).
+        """One answer per text, in order; ``batch_size`` texts per ``run`` call (1 for a
+        ``model.int8.onnx`` from an export before static int8, whose answers depend on the batch).
         ValueError for a text distilnlu refuses (see :func:`check_text`)."""
         for i, text in enumerate(texts):
             check_text(text, f"text {i}", self.max_chars)

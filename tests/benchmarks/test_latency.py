@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 ROWS = {
+    "student int8-dynamic",
+    "tiny int8-dynamic",
     "student torch",
     "student onnx",
     "student onnx-int8",
@@ -28,8 +30,14 @@ def test_latency_benchmark_tiny(tmp_path, tiny_nlu_dir, capsys, load_benchmark):
         assert row["n"] == 12
         assert math.isfinite(row["p50"]) and 0 < row["p50"] <= row["p99"]
         assert row["peak_rss_mb"] > 0
-    assert len(result["checks"]) == 1  # int8 vs pipeline; the 17M check needs that preset
+    # vs pipeline, static vs dynamic int8 for both models; no parity (the tiny folder has no dev
+    # predictions) and no 17M check (not that preset)
+    assert len(result["checks"]) == 3
+    assert set(result["gemm"]) == {"student", "tiny"}
+    for gemm in result["gemm"].values():
+        assert gemm["gops"] > 0 and 0 < gemm["gemm_ms"] < result["rows"]["tiny onnx-int8"]["p50"]
     assert json.loads(out.read_text())["rows"].keys() == ROWS
     printed = capsys.readouterr().out
     assert "HF pipeline" in printed and "vs pipeline" in printed
+    assert "int8 GEMM rate at tiny's shapes" in printed
     assert not list(Path(tiny_nlu_dir).glob("*.onnx"))  # the benchmark exports into a copy
