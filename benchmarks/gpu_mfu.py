@@ -3,14 +3,26 @@
 The step timed is our pretraining step: ``MLMObjective`` masks (15%, 80/10/10), a
 ``MaskedLMModel`` forward (SDPA attention, LM head on the masked rows only), backward, gradient
 clipping and AdamW. It runs under bf16 autocast on a GPU and fp32 on the CPU, with and without
-``torch.compile``. Rows are full sequences of ``--seq-len`` random ordinary ids (no padding), so
-every position is a real token.
+``torch.compile``. Rows are ``--seq-len`` tokens with no padding, so every position is a real
+token. ``--packing isolated`` (the default, as the recipes train): each row is packed with
+documents of 8-32 tokens framed ``<s> ... </s>``, each attending only to itself
+(``training.packing: isolated``), through the attention kernel ``--attention``:
+
+* ``varlen`` (default): no mask; the documents' boundaries go to FlashAttention's variable-length
+  kernel (:mod:`distilnlu.modeling.varlen`; on the CPU, SDPA on nested tensors);
+* ``mask``: the dense block-diagonal ``[B, 1, T, T]`` mask through SDPA, which on a GPU rules
+  out SDPA's flash kernel (it then takes the memory-efficient one);
+* ``both``: each in turn.
+
+``--packing none``: rows of random ids with no documents (full attention over the row).
 
 **Model FLOPs per token** (forward + backward = 3 x forward; the standard PaLM-style count):
 
 * ``6 * N_layers`` for the weights in the transformer layers (``N_layers`` = parameters of the
   layers, embeddings and norms excluded);
-* ``12 * L * H * T`` for the attention scores and weighted values (L layers, width H, length T);
+* ``12 * L * H * A`` for the attention scores and weighted values (L layers, width H; ``A`` the
+  keys a token attends to on average: the row length ``T`` without documents, the mean over
+  tokens of their document's length with isolated packing, i.e. only the attention computed);
 * ``6 * (H * H + H * V) * 0.15`` for the LM head (transform + vocabulary projection) on the 15%
   of tokens that are masked: the head our objective actually needs.
 
@@ -24,6 +36,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/gpu_mfu.py                          # base and large, GPU
     .venv/bin/python benchmarks/gpu_mfu.py --presets large --batch 128 --json runs/mfu.json
     .venv/bin/python benchmarks/gpu_mfu.py --presets tiny --batch 4 --seq-len 32 --steps 2
+
+With the defaults (base and large, batch 64, 20 steps, compile on and off, varlen) it runs in a
+few minutes on one H100/H200; ``--attention both`` adds the dense-mask rows.
 """
 
 from __future__ import annotations
@@ -40,9 +55,12 @@ import torch
 
 from distilnlu.data.masking import MaskingConfig
 from distilnlu.modeling.presets import build_model, count_parameters, resolve_shape
+from distilnlu.modeling.varlen import use_varlen
 from distilnlu.training.objectives import MaskedLMModel, MLMObjective
 
 FIRST_ORDINARY_ID = 5
+BOS, EOS = 0, 2
+DOC_TOKENS = (8, 32)  # lengths of the packed documents, framing included
 MASKED_SHARE = 0.15
 PEAKS_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -60,8 +78,8 @@ class StandInTokenizer:
         return self.vocab_size
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
-    """Training FLOPs per token (see the module docstring)."""
+def flops_per_token(model: torch.nn.Module, seq_len: float) -> float:
+    """Training FLOPs per token; ``seq_len``: the keys a token attends to (module docstring)."""
     config = model.config
     layers, hidden, vocab = config.num_hidden_layers, config.hidden_size, config.vocab_size
     base = model.base_model
@@ -105,13 +123,40 @@ def make_step(
     return step
 
 
+def packed_rows(batch: int, seq_len: int, vocab: int, generator: torch.Generator) -> torch.Tensor:
+    """``[batch, seq_len]`` rows of ``<s> ids </s>`` documents of :data:`DOC_TOKENS` tokens (the
+    last one of a row cut at its end)."""
+    rows = []
+    for _ in range(batch):
+        row: list[int] = []
+        while len(row) < seq_len:
+            size = int(torch.randint(DOC_TOKENS[0], DOC_TOKENS[1] + 1, (1,), generator=generator))
+            body = torch.randint(FIRST_ORDINARY_ID, vocab, (size - 2,), generator=generator)
+            row += [BOS, *body.tolist(), EOS]
+        rows.append(row[:seq_len])
+    return torch.tensor(rows)
+
+
+def attention_span(batch: dict[str, torch.Tensor]) -> float:
+    """Mean number of keys a token attends to: its document's length (the row's without)."""
+    docs = batch.get("document_ids")
+    if docs is None:
+        return float(batch["input_ids"].shape[1])
+    lengths = torch.cat([torch.unique_consecutive(row, return_counts=True)[1] for row in docs])
+    return float((lengths.double() ** 2).sum() / lengths.sum())
+
+
 def batches(
-    objective: MLMObjective, n: int, batch: int, seq_len: int, vocab: int, device: torch.device
+    objective: MLMObjective, n: int, args: argparse.Namespace, device: torch.device
 ) -> list[dict[str, torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     out = []
     for i in range(n):
-        ids = torch.randint(FIRST_ORDINARY_ID, vocab, (batch, seq_len), generator=generator)
+        if args.packing == "isolated":
+            ids = packed_rows(args.batch, args.seq_len, args.vocab, generator)
+        else:
+            shape = (args.batch, args.seq_len)
+            ids = torch.randint(FIRST_ORDINARY_ID, args.vocab, shape, generator=generator)
         out.append({k: v.to(device) for k, v in objective.prepare(ids, i).items()})
     return out
 
@@ -121,12 +166,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(args: argparse.Namespace, preset: str, compile_model: bool, device) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, preset: str, compile_model: bool, attention: str, device
+) -> dict[str, Any]:
     torch.manual_seed(0)
     shape = resolve_shape({"preset": preset, "dropout": 0.0})
     model = build_model(shape, args.vocab)
-    objective = MLMObjective(StandInTokenizer(args.vocab), MaskingConfig())
-    data = batches(objective, min(4, args.steps), args.batch, args.seq_len, args.vocab, device)
+    if attention == "varlen":
+        use_varlen(model)
+    isolate = args.packing == "isolated"
+    objective = MLMObjective(StandInTokenizer(args.vocab), MaskingConfig(), isolate)
+    data = batches(objective, min(4, args.steps), args, device)
+    span = sum(attention_span(b) for b in data) / len(data)
     try:
         step = make_step(model, objective, device, compile_model)
         for i in range(args.warmup):  # compilation and allocator warm-up happen here
@@ -138,13 +189,16 @@ def measure(args: argparse.Namespace, preset: str, compile_model: bool, device) 
         _sync(device)
         seconds = (time.perf_counter() - start) / args.steps
     except Exception as exc:  # torch.compile may be unavailable on a platform: record, go on
-        return {"preset": preset, "compile": compile_model, "error": f"{type(exc).__name__}: {exc}"}
+        error = f"{type(exc).__name__}: {exc}"
+        return {"preset": preset, "compile": compile_model, "attention": attention, "error": error}
     tokens = args.batch * args.seq_len
-    flops = flops_per_token(model, args.seq_len) * tokens / seconds
+    flops = flops_per_token(model, span) * tokens / seconds
     peak, _ = device_peak(device, args.peak_tflops)
     return {
         "preset": preset,
         "compile": compile_model,
+        "attention": attention,
+        "attention_span": round(span, 2),
         "parameters": count_parameters(model),
         "step_ms": round(1000 * seconds, 2),
         "tokens_per_s": round(tokens / seconds, 1),
@@ -163,6 +217,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps (compilation)")
     parser.add_argument("--compile", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--packing", choices=("isolated", "none"), default="isolated")
+    parser.add_argument("--attention", choices=("varlen", "mask", "both"), default="varlen",
+                        help="kernel for isolated documents (module docstring)")  # fmt: skip
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the peak")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads")
@@ -181,9 +238,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.compile]
+    kernels = ("varlen", "mask") if args.attention == "both" else (args.attention,)
+    if args.packing == "none":
+        kernels = ("sdpa",)
     rows = [
-        measure(args, preset.strip(), compile_model, device)
+        measure(args, preset.strip(), compile_model, kernel, device)
         for preset in args.presets.split(",")
+        for kernel in kernels
         for compile_model in modes
     ]
     peak, peak_source = device_peak(device, args.peak_tflops)
@@ -193,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "peak_source": peak_source,
         "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
         "seq_len": args.seq_len,
+        "packing": args.packing,
         "batch": args.batch,
         "vocab": args.vocab,
         "torch": torch.__version__,
@@ -208,16 +270,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['device']}, {result['precision']}, seq {result['seq_len']}, batch "
-        f"{result['batch']}, peak {result['peak_tflops'] or '-'} TFLOP/s ({result['peak_source']})",
-        f"{'preset':<10}{'compile':>8}{'step ms':>10}{'tokens/s':>12}{'TFLOP/s':>9}{'MFU':>8}",
+        f"{result['batch']}, packing {result['packing']}, peak {result['peak_tflops'] or '-'}"
+        f" TFLOP/s ({result['peak_source']})",
+        f"{'preset':<10}{'attention':>10}{'compile':>8}{'span':>7}{'step ms':>10}{'tokens/s':>12}"
+        f"{'TFLOP/s':>9}{'MFU':>8}",
     ]
     for r in result["rows"]:
+        head = f"{r['preset']:<10}{r['attention']:>10}{r['compile']!s:>8}"
         if "error" in r:
-            lines.append(f"{r['preset']:<10}{r['compile']!s:>8}  failed: {r['error'][:80]}")
+            lines.append(f"{head}  failed: {r['error'][:80]}")
             continue
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
         lines.append(
-            f"{r['preset']:<10}{r['compile']!s:>8}{r['step_ms']:>10.1f}"
+            f"{head}{r['attention_span']:>7.1f}{r['step_ms']:>10.1f}"
             f"{r['tokens_per_s']:>12.0f}{r['model_tflops']:>9.3f}{mfu:>8}"
         )
     return "\n".join(lines)

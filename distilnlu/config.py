@@ -434,12 +434,13 @@ class Recipe(StrictModel):
             # Settings left at their defaults are not hashed, so a new option (with a default
             # that keeps the old behaviour) does not redo finished stages.
             "kind": stage.kind,
-            # training.threads is never hashed, set or not: a thread count changes how fast a
-            # stage runs, not what it trains (float sums may round in another order, as on
-            # another machine), so changing it must neither redo a finished stage nor refuse
-            # to resume a killed one (the checkpoint checks this hash).
+            # training.threads and training.attention are never hashed, set or not: a thread
+            # count or an attention kernel changes how fast a stage runs, not what it trains
+            # (float sums may round in another order, as on another machine), so changing one
+            # must neither redo a finished stage nor refuse to resume a killed one (the
+            # checkpoint checks this hash).
             "stage": stage.model_dump(
-                mode="json", exclude_defaults=True, exclude={"training": {"threads"}}
+                mode="json", exclude_defaults=True, exclude={"training": {"threads", "attention"}}
             ),
             "corpora": {
                 c: self.data.corpora[c].model_dump(mode="json", exclude_defaults=True)

@@ -13,7 +13,9 @@ always correct, but without the saving.
 
 Packed blocks of isolated documents (``training.packing: isolated``) come with ``document_ids``
 ``[B, T]``; :func:`document_inputs` turns them into a block-diagonal attention mask and positions
-that restart at every document, so each document is encoded exactly as it would be alone.
+that restart at every document, so each document is encoded exactly as it would be alone. A
+model switched to varlen attention (:mod:`distilnlu.modeling.varlen`) gets no mask, only the
+documents' boundaries.
 
 Shapes: ``B`` batch, ``T`` sequence length, ``H`` hidden size, ``V`` vocabulary, ``N`` number of
 selected positions.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +34,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 from distilnlu.errors import ModelError
+from distilnlu.modeling.varlen import VARLEN, segment_lengths
 
 EFFICIENT_HEADS: dict[str, str] = {
     # model_type -> attribute holding the MLM head; for these the masked-LM forward is exactly
@@ -120,9 +124,13 @@ def position_offset(model: nn.Module) -> int:
 
 
 def document_inputs(
-    model: nn.Module, document_ids: torch.Tensor, attention_mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block-diagonal 4-D attention mask ``[B, 1, T, T]`` and position ids ``[B, T]``.
+    model: nn.Module,
+    document_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    with_mask: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Block-diagonal 4-D attention mask ``[B, 1, T, T]`` (None without ``with_mask``) and
+    position ids ``[B, T]``.
 
     Token ``i`` may attend to token ``j`` when both belong to the same document (and ``j`` is not
     padding); positions restart at :func:`position_offset` where a document starts. The mask is
@@ -136,16 +144,18 @@ def document_inputs(
             f"document_ids must be [B, T] like input_ids, got shape {tuple(document_ids.shape)}"
         )
     size = document_ids.shape[1]
-    allowed = document_ids[:, :, None] == document_ids[:, None, :]
-    if attention_mask is not None:
-        allowed &= attention_mask.bool()[:, None, :]
-    # Every query keeps itself, so no row is fully masked (that would give NaN in softmax).
-    allowed |= torch.eye(size, dtype=torch.bool, device=allowed.device)
     index = torch.arange(size, device=document_ids.device).expand_as(document_ids)
     starts = torch.ones_like(document_ids, dtype=torch.bool)
     starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
     first = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), dim=1).values
     positions = index - first + position_offset(model)
+    if not with_mask:
+        return None, positions
+    allowed = document_ids[:, :, None] == document_ids[:, None, :]
+    if attention_mask is not None:
+        allowed &= attention_mask.bool()[:, None, :]
+    # Every query keeps itself, so no row is fully masked (that would give NaN in softmax).
+    allowed |= torch.eye(size, dtype=torch.bool, device=allowed.device)
     config = getattr(_unwrap(model), "config", None)
     if getattr(config, "_attn_implementation", None) == "eager":
         dtype = next(model.parameters()).dtype
@@ -165,7 +175,7 @@ def _model_inputs(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     document_ids: torch.Tensor | None,
-) -> dict[str, torch.Tensor | None]:
+) -> dict[str, Any]:
     """Keyword inputs of the encoder: plain, or with the per-document mask and positions."""
     if document_ids is None:
         return {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -176,6 +186,13 @@ def _model_inputs(
             f"{type(_unwrap(model)).__name__} takes no position_ids, so packed documents cannot"
             " be isolated; set training.packing: concatenated"
         )
+    config = getattr(_unwrap(model), "config", None)
+    if getattr(config, "_attn_implementation", None) == VARLEN:
+        # No mask at all: the documents' boundaries go to the varlen kernel (modeling/varlen.py).
+        _, positions = document_inputs(model, document_ids, None, with_mask=False)
+        lengths = segment_lengths(document_ids, attention_mask)
+        plain = {"input_ids": input_ids, "attention_mask": None, "position_ids": positions}
+        return plain | lengths
     mask, positions = document_inputs(model, document_ids, attention_mask)
     return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions}
 

@@ -22,6 +22,7 @@ from distilnlu.modeling.teachers import (
     init_student_from_teacher,
     load_teacher,
 )
+from distilnlu.modeling.varlen import saved_attention, training_attention
 from distilnlu.rundir import TrainedMetrics
 from distilnlu.stages.common import (
     Batches,
@@ -132,12 +133,16 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> TrainedMet
     hidden_loss, attention_loss = matching_losses(stage, student, teacher_configs)
     if attention_loss is not None:
         student.set_attn_implementation("eager")  # SDPA does not return attention weights
+    else:
+        training_attention(student, stage.training.attention)
     dtype = DTYPES[stage.training.precision]
 
     def load(ref: str, device: torch.device) -> PreTrainedModel:
         teacher = load_teacher(resolve_ref(recipe, ref), dtype, device)
         if attention_loss is not None:
             teacher.set_attn_implementation("eager")
+        else:
+            training_attention(teacher, stage.training.attention, trained=False)
         return teacher
 
     schedule = TeacherSchedule(
@@ -176,6 +181,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> TrainedMet
     objective.release_teacher()
     if attention_loss is not None:
         student.set_attn_implementation("sdpa")
+    saved_attention(student)
     return finish_masked_lm(
         recipe,
         name,

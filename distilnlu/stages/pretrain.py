@@ -10,6 +10,7 @@ from transformers import PreTrainedModel, set_seed
 from distilnlu.config import PretrainStage, Recipe
 from distilnlu.errors import ConfigError
 from distilnlu.modeling.loading import load_masked_lm
+from distilnlu.modeling.varlen import saved_attention, training_attention
 from distilnlu.rundir import TrainedMetrics
 from distilnlu.stages.common import (
     build_fresh,
@@ -50,6 +51,7 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> TrainedMet
     objective = MLMObjective(tokenizer, stage.masking, stage.training.packing == "isolated")
     if stage.model is not None:  # a fresh model: start its output bias at the unigram
         init_output_bias(model, objective, make_batches(0), recipe.seed + 1)
+    training_attention(model, stage.training.attention)
     state = train_masked_lm(
         recipe,
         name,
@@ -60,4 +62,5 @@ def run(recipe: Recipe, name: str, out_dir: Path, stage_hash: str) -> TrainedMet
         make_batches=make_batches,
         tokenizer=tokenizer,
     )
+    saved_attention(model)
     return finish_masked_lm(recipe, name, out_dir, model, tokenizer, state)

@@ -29,3 +29,25 @@ def test_tiny_cpu_run_reports_throughput_and_mfu(load_benchmark, tmp_path):
     assert row["mfu"] == pytest.approx(row["model_tflops"], abs=1e-3)  # peak: 1 TFLOP/s
     assert json.loads(out.read_text())["rows"][0]["preset"] == "tiny"
     assert result["device"] == "cpu" and result["precision"] == "fp32"
+
+
+def test_isolated_packing_trains_the_same_through_varlen_and_the_dense_mask(load_benchmark):
+    argv = ["--presets", "tiny", "--batch", "2", "--seq-len", "48", "--steps", "2"]
+    argv += ["--warmup", "1", "--compile", "off", "--attention", "both"]
+    result = load_benchmark("gpu_mfu").main(argv)
+    varlen, mask = result["rows"]
+    assert (varlen["attention"], mask["attention"]) == ("varlen", "mask")
+    assert result["packing"] == "isolated"
+    # Documents of 8-32 tokens: a token attends to far fewer keys than the 48 of its row.
+    assert 8 <= varlen["attention_span"] == mask["attention_span"] < 40
+    assert varlen["final_loss"] == pytest.approx(mask["final_loss"], abs=1e-4)
+
+
+def test_attention_span_is_the_token_weighted_document_length(load_benchmark):
+    import torch
+
+    bench = load_benchmark("gpu_mfu")
+    docs = torch.tensor([[1, 1, 1, 2], [1, 1, 2, 2]])  # lengths 3, 1, 2, 2
+    span = bench.attention_span({"input_ids": docs, "document_ids": docs})
+    assert span == pytest.approx((9 + 1 + 4 + 4) / 8)
+    assert bench.attention_span({"input_ids": docs}) == 4.0
