@@ -18,6 +18,9 @@ The formulas, and where they come from:
   (``estimate_zero2/3_model_states_mem_needs``); DDP keeps fp32 weights, gradients and AdamW's
   two moments on every device, 16Ψ (Accelerate's mixed precision casts on the fly); FSDP full
   shard keeps those 16Ψ sharded, 16Ψ / N, plus one gathered layer in fp32.
+  Each total is split into weights, gradients and optimizer state (:data:`_PER_PARAM`), and
+  follows the stage's precision where the engine does: DeepSpeed trained in fp32 keeps no 16-bit
+  copies and no master weights (ZeRO-2 4Ψ + 12Ψ / N, ZeRO-3 4 × the largest layer + 16Ψ / N).
 - **Activations** of one micro-batch, kept for the backward pass: per layer
   T · B · H · (34 + 5 · A · T / H) bytes at 16 bits (Korthikanti et al., 2022, no
   recomputation), twice that at fp32, plus the masked rows' logits (fp32) of the LM head.
@@ -109,20 +112,47 @@ def train_flops_per_token(s: Shape, seq_len: int, mask_rate: float) -> float:
     return 3 * forward_flops_per_token(s, seq_len, mask_rate)
 
 
-def model_states(s: Shape, strategy: str) -> tuple[float, float]:
+PARTS = ("weights", "gradients", "optimizer")
+# Bytes per parameter of (weights, gradients, optimizer), each as (held by every device, split
+# N ways). Accelerate's DDP and FSDP keep fp32 weights and gradients whatever the precision
+# (autocast casts on the fly); FSDP adds one gathered fp32 layer, counted in "largest" below.
+# DeepSpeed's totals for 16-bit training are its estimators' (ZeRO-2 4 + 16 / N, ZeRO-3 18 / N
+# + 4 x the largest layer); their split into the three parts follows the ZeRO paper: 16-bit
+# weights and gradients, an fp32 master copy and gradient partition, two fp32 Adam moments.
+# Trained in fp32, DeepSpeed keeps no 16-bit copies and no master copy.
+_PER_PARAM: dict[tuple[str, bool], tuple[tuple[float, float], ...]] = {
+    ("ddp", True): ((4, 0), (4, 0), (8, 0)),
+    ("fsdp", True): ((0, 4), (0, 4), (0, 8)),
+    ("zero2", True): ((2, 4), (2, 4), (0, 8)),
+    ("zero3", True): ((0, 6), (0, 4), (0, 8)),
+    ("zero2", False): ((4, 0), (0, 4), (0, 8)),
+    ("zero3", False): ((0, 4), (0, 4), (0, 8)),
+}
+
+
+def model_state_parts(
+    s: Shape, strategy: str, precision: str = "bf16"
+) -> dict[str, tuple[float, float]]:
+    """Model-state bytes per device by part (:data:`PARTS`), each as (held, split N ways)."""
+    sixteen = precision != "fp32"
+    key = (strategy, sixteen if strategy.startswith("zero") else True)
+    parts = {}
+    for part, (held, split) in zip(PARTS, _PER_PARAM[key], strict=True):
+        parts[part] = (held * s.total, split * s.total)
+    if strategy in ("fsdp", "zero3"):  # the layer being computed, gathered whole
+        held, split = parts["weights"]
+        parts["weights"] = (held + 4 * s.largest_layer, split)
+    return parts
+
+
+def model_states(s: Shape, strategy: str, precision: str = "bf16") -> tuple[float, float]:
     """Model-state bytes per device as (what every device holds, what is split N ways)."""
-    psi = s.total
-    parts = {
-        "ddp": (16 * psi, 0.0),
-        "fsdp": (4 * s.largest_layer, 16 * psi),
-        "zero2": (4 * psi, 16 * psi),
-        "zero3": (4 * s.largest_layer, 18 * psi),
-    }
-    return parts[strategy]
+    parts = model_state_parts(s, strategy, precision).values()
+    return sum(h for h, _ in parts), sum(x for _, x in parts)
 
 
-def model_state_bytes(s: Shape, strategy: str, devices: int) -> float:
-    held, split = model_states(s, strategy)
+def model_state_bytes(s: Shape, strategy: str, devices: int, precision: str = "bf16") -> float:
+    held, split = model_states(s, strategy, precision)
     return held + split / devices
 
 
@@ -146,6 +176,9 @@ class StagePlan:
     min_devices: dict[str, int | None] = field(default_factory=dict)
     hours: float = math.nan
     teachers: list[str] = field(default_factory=list)
+    # per device at --gpus: weights, gradients, optimizer, activations, teacher (GiB)
+    breakdown_gib: dict[str, dict[str, float]] = field(default_factory=dict)
+    precision: str = "fp32"
 
 
 @dataclass
@@ -228,21 +261,29 @@ class Planner:
             per_token += forward_flops_per_token(biggest, cfg.seq_len, rate)
         flops = per_token * tokens
         act = activation_bytes(shape, cfg.batch_size, cfg.seq_len, cfg.precision, rate)
-        memory, least = {}, {}
+        memory, least, breakdown = {}, {}, {}
         for strategy in STRATEGIES:
-            need = model_state_bytes(shape, strategy, gpus) + act + teacher_states
-            memory[strategy] = need / 2**30
-            least[strategy] = fewest_devices(shape, strategy, act + teacher_states, gpu)
+            parts = model_state_parts(shape, strategy, cfg.precision)
+            split = {k: (held + shard / gpus) / 2**30 for k, (held, shard) in parts.items()}
+            breakdown[strategy] = split | {
+                "activations": act / 2**30,
+                "teacher": teacher_states / 2**30,
+            }
+            memory[strategy] = sum(breakdown[strategy].values())
+            extra = act + teacher_states
+            least[strategy] = fewest_devices(shape, strategy, extra, gpu, cfg.precision)
         hours = flops / (gpus * gpu.peak_tflops * 1e12 * mfu) / 3600
         return StagePlan(
             name, stage.kind, shape.embedding, shape.non_embedding, tokens, flops, act / 2**30,
-            memory, least, hours, teachers,
+            memory, least, hours, teachers, breakdown, cfg.precision,
         )  # fmt: skip
 
 
-def fewest_devices(shape: Shape, strategy: str, extra: float, gpu: Gpu) -> int | None:
+def fewest_devices(
+    shape: Shape, strategy: str, extra: float, gpu: Gpu, precision: str = "bf16"
+) -> int | None:
     """The smallest device count whose per-device need fits ``gpu`` (None: none does)."""
-    held, split = model_states(shape, strategy)
+    held, split = model_states(shape, strategy, precision)
     room = HEADROOM * gpu.memory_gib * 2**30 - held - extra
     if room <= 0:
         return None  # what every device holds does not fit, however many there are
@@ -328,7 +369,27 @@ def plan_table(plan: Plan) -> str:
         )
     total = sum(s.hours for s in plan.stages)
     lines.append(f"Total: {total:.2f} hours of the planned stages.")
+    lines += ["", breakdown_table(plan)]
     return "\n".join(lines)
+
+
+def breakdown_table(plan: Plan) -> str:
+    """GiB per device at ``--gpus`` by part, for every stage and strategy."""
+    from distilnlu.evaluation.render import Table, text_table
+
+    parts = [*PARTS, "activations", "teacher"]
+    header = ["Stage", "Precision", "Strategy", *[p.capitalize() for p in parts], "Total"]
+    rows = []
+    for s in plan.stages:
+        for k in STRATEGIES:
+            cells = [f"{s.breakdown_gib[k][p]:.2f}" for p in parts]
+            rows.append([s.stage, s.precision, k, *cells, f"{s.memory_gib[k]:.2f}"])
+    title = (
+        f"Memory per device at {plan.gpus} devices, GiB (weights, gradients and optimizer state"
+        " by the stage's precision; activations of one micro-batch; a distill stage's largest"
+        " teacher, held whole for its forward pass):"
+    )
+    return "\n".join([title, "", text_table(Table(header, rows))])
 
 
 def measured_text(plan: Plan) -> str:

@@ -77,6 +77,46 @@ def test_zero_model_states_match_deepspeeds_formulas(preset: str, vocab: int, gp
     assert plan.model_state_bytes(s, "ddp", gpus) == 16 * s.total
 
 
+def test_model_states_by_part_sum_to_the_totals_and_follow_the_precision() -> None:
+    from distilnlu.modeling.presets import resolve_shape
+
+    s = plan.shape_of(resolve_shape("large"), 50_265)
+    psi, layer, n = s.total, s.largest_layer, 16
+    for precision in ("bf16", "fp16", "fp32"):
+        for strategy in plan.STRATEGIES:
+            parts = plan.model_state_parts(s, strategy, precision)
+            assert set(parts) == {"weights", "gradients", "optimizer"}
+            held = sum(h for h, _ in parts.values())
+            split = sum(x for _, x in parts.values())
+            assert (held, split) == plan.model_states(s, strategy, precision)
+            assert parts["optimizer"][1 if strategy != "ddp" else 0] == 8 * psi  # two moments
+    # Accelerate keeps fp32 weights and gradients under autocast: no change with precision.
+    for strategy in ("ddp", "fsdp"):
+        assert plan.model_state_bytes(s, strategy, n, "fp32") == plan.model_state_bytes(
+            s, strategy, n, "bf16"
+        )
+    # DeepSpeed in fp32 keeps neither 16-bit copies nor a master copy.
+    assert plan.model_state_bytes(s, "zero2", n, "fp32") == pytest.approx(4 * psi + 12 * psi / n)
+    assert plan.model_state_bytes(s, "zero3", n, "fp32") == pytest.approx(4 * layer + 16 * psi / n)
+    weights, _ = plan.model_state_parts(s, "zero2", "bf16")["weights"]
+    assert weights == 2 * psi  # the 16-bit copy every ZeRO-2 device holds
+
+
+def test_the_plan_breaks_memory_down_and_prints_it() -> None:
+    recipe = load_recipe(ROOT / "configs/alexatm.yaml")
+    result = plan.make_plan(recipe, "h100", 64, 0.4)
+    distill = next(s for s in result.stages if s.kind == "distill")
+    for stage in result.stages:
+        for strategy in plan.STRATEGIES:
+            parts = stage.breakdown_gib[strategy]
+            assert sum(parts.values()) == pytest.approx(stage.memory_gib[strategy])
+            assert parts["activations"] == pytest.approx(stage.activations_gib)
+    assert distill.breakdown_gib["zero3"]["teacher"] > 0
+    text = plan.plan_table(result)
+    assert "Memory per device at 64 devices, GiB" in text
+    assert "Optimizer" in text and "Gradients" in text
+
+
 def test_the_fewest_devices_that_fit() -> None:
     from distilnlu.modeling.presets import resolve_shape
 
