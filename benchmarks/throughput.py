@@ -1,4 +1,4 @@
-"""Training throughput: our pretraining and distillation steps vs. a Hugging Face ``Trainer``.
+"""Training throughput: our pretraining and distillation loops vs. Hugging Face ``Trainer`` ones.
 
 Real tokens per second of whole training loops on the same model, the same weights and the same
 short assistant utterances, in one process:
@@ -8,12 +8,14 @@ short assistant utterances, in one process:
 
 Data: ``--utterances`` built-in assistant utterances (``domain_utterances``: 5-20 words, as in
 MASSIVE) or the ``utt`` fields of a MASSIVE jsonl file (``--massive``), tokenised by a tokenizer
-trained on them (``--tokenizer-vocab``). The models' vocabulary is ``--vocab`` (default 32000, a
-production-sized vocabulary); the small tokenizer's ids all fit and the other rows are simply
-never seen. Every cost of full-vocabulary logits (the ``[B, T, V]`` projection, its softmax and
-gradient) scales with ``--vocab``, so the ratios below depend on it.
+trained on them (``--tokenizer-vocab``). Every kind runs once per model vocabulary of
+``--vocabs`` (default 8000, the recipe's, and 32000, a production-sized one; fresh seeded
+weights for each); the small tokenizer's ids all fit and the other rows are simply never seen.
+Every cost of full-vocabulary logits (the ``[B, T, V]`` projection, its softmax and gradient)
+scales with the vocabulary, so the ratios depend on it.
 
-Variants (dropout 0 everywhere; every variant of a kind starts from the same seeded weights):
+Variants (dropout 0 everywhere; every variant of a kind and vocabulary starts from the same
+seeded weights):
 
 ``ours``
     :func:`~distilnlu.training.loop.train_loop` as the stages run it: rows of ``--seq-len`` slots
@@ -26,25 +28,26 @@ Variants (dropout 0 everywhere; every variant of a kind starts from the same see
     masked-only heads on both models, the fused MLM + soft cross-entropy).
 ablations
     ``ours`` with one optimisation removed: ``- packing`` (each utterance padded to
-    ``--pad-len`` like the baseline), ``- masked-only head`` (full-vocabulary logits, then
-    indexed at the masked positions), ``- sdpa`` (eager attention, pretraining only). ``+
+    ``--pad-len`` like the fixed-pad baseline), ``- masked-only head`` (full-vocabulary logits,
+    then indexed at the masked positions), ``- sdpa`` (eager attention, pretraining only). ``+
     torch.compile`` (pretraining only) compiles the masked-LM module; a compile that fails, or a
     step slower than ``--compile-limit`` seconds, is recorded as an error string instead of a
     number (a single compilation cannot be interrupted, so the limit is checked after each
     step).
-``HF Trainer baseline``
-    What a user would write with ``transformers``: ``Trainer`` + ``DataCollatorForLanguageModeling
-    (mlm_probability=0.15)`` on utterances pre-tokenised with ``padding="max_length"``
-    (``--pad-len``), full-vocabulary logits, the same batch budget of ``--tokens-per-batch``
-    slots, ``TrainingArguments`` defaults otherwise (AdamW, clipping at 1.0, linear schedule).
-    Distillation: a ``Trainer`` subclass whose ``compute_loss`` runs the teacher under
-    ``torch.no_grad()`` and adds, to the student's own MLM loss, the soft cross-entropy between
-    the full teacher and student distributions averaged over every non-pad position.
+HF ``Trainer`` baselines (exactly configured in ``benchmarks/throughput_hf.py``'s docstring)
+    ``HF Trainer baseline`` (the original, unchanged): rows padded to ``--pad-len``,
+    ``DataCollatorForLanguageModeling``, ``--tokens-per-batch // --pad-len`` rows per batch.
+    ``HF Trainer, dynamic padding``: each batch padded to its longest row, length-grouped
+    sampling, as many rows. ``HF Trainer, packed (DataCollatorWithFlattening)``: utterances
+    flattened into rows of ``--seq-len`` with ``position_ids`` restarting per utterance, then
+    MLM-masked, as many rows as ours; under SDPA its documents attend to each other. All: SDPA
+    attention, full-vocabulary logits, for distillation the soft cross-entropy on every token.
 
 Token accounting: tokens/s counts real tokens only (non-padding positions, ``<s>``/``</s>``
 included), the same way for every variant: the attention masks of the batches each step consumed
 (packed rows have no padding). For the ``Trainer`` the collator is wrapped to count each batch
-it builds, so the count is exact.
+it builds, so the count is exact. ``padded_fraction`` is the share of the slots those batches
+held (``attention_mask`` elements) that were padding.
 
 Timing: the variants run one after another, each alone in this process (run side by side, the
 baseline's steps, which fault in large fresh ``[B, T, V]`` tensors, were seen to slow down more
@@ -52,16 +55,18 @@ than ours, which would flatter us). A step is timed from the end of the previous
 of its optimizer step, so it includes fetching and collating its batch. ``--warmup`` untimed
 steps, then ``--steps`` timed ones; tokens/s is the median over the timed steps of (real tokens
 of the step / its wall time); ``contribution`` of an optimisation is ``ours`` tokens/s divided
-by the tokens/s of the ablation without it. Targets (PASS/FAIL is printed; the exit status
-stays 0): ``ours`` >= 4x the baseline for pretraining and for distillation.
+by the tokens/s of the ablation without it. Ratios: ``ours`` against each baseline and against
+the strongest one (the fastest in tokens/s of those that ran), per kind and vocabulary. Target
+(PASS/FAIL is printed; the exit status stays 0): ``ours`` >= 3x the strongest baseline, for
+pretraining and for distillation, at every vocabulary.
 
 Written for the CPU (with a GPU visible, our loop and the ``Trainer`` would both use it; the
-targets above are about the CPU). On a shared machine pass ``--threads`` no larger than the
+target above is about the CPU). On a shared machine pass ``--threads`` no larger than the
 cores that are free: an OpenMP thread that loses its core stalls every parallel region, which
-turns small timings into noise. Memory: with the defaults every ``[64, 64, 32000]`` fp32 tensor
-of the baseline (logits, their softmaxes, their gradients) is 0.5 GB, the baseline distillation
-step holds several of them at once, and the process peaks at about 6 GB resident. Run from
-the repository root::
+turns small timings into noise. Memory: at vocabulary 32000 every ``[64, 64, 32000]`` fp32
+tensor of the fixed-pad baseline (logits, their softmaxes, their gradients) is 0.5 GB, the
+packed baseline's ``[32, 128, 32000]`` ones too, a baseline distillation step holds several of
+them at once, and the process peaks at about 6 GB resident. Run from the repository root::
 
     .venv/bin/python benchmarks/throughput.py
     .venv/bin/python benchmarks/throughput.py --threads 2 --json runs/throughput.json
@@ -76,9 +81,8 @@ import platform
 import random
 import re
 import statistics
+import sys
 import tempfile
-import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from itertools import count, islice
 from pathlib import Path
@@ -86,16 +90,8 @@ from typing import Any
 from unittest import mock
 
 import torch
-import torch.nn.functional as F
 import transformers
 from torch import nn
-from transformers import (
-    DataCollatorForLanguageModeling,
-    PrinterCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
 
 import distilnlu.training.loop as loop_module
 from distilnlu.config import DistillLossConfig, TrainingConfig
@@ -111,22 +107,28 @@ from distilnlu.training.loop import train_loop
 from distilnlu.training.objectives import Event, MaskedLMModel, MLMObjective, Objective
 from distilnlu.training.schedule import Phase, TeacherSchedule
 
+# The benchmarks are scripts, not a package: run as a script, this directory is on sys.path, but
+# the tests load this file with importlib (tests/benchmarks/conftest.py), which does not add it.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throughput_hf as hf
+from throughput_hf import StepClock
+
 LR = 1e-4
-TARGET_RATIO = 4.0
-HF = "hf_trainer"
+TARGET_RATIO = hf.TARGET_RATIO  # ours >= 3x the strongest (fastest) HF baseline
 PRETRAIN_LABELS = {
     "ours": "ours",
     "ours-packing": "ours - packing",
     "ours-masked_head": "ours - masked-only head",
     "ours-sdpa": "ours - sdpa",
     "ours+compile": "ours + torch.compile",
-    HF: "HF Trainer baseline",
+    **hf.BASELINES,
 }
 DISTILL_LABELS = {
     "ours": "ours",
     "ours-packing": "ours - packing",
     "ours-masked_head": "ours - masked-only heads",
-    HF: "HF Trainer baseline",
+    **hf.BASELINES,
 }
 # ablation variant -> the optimisation it removes
 ABLATIONS = {
@@ -149,18 +151,29 @@ def parse_shape(spec: str) -> ModelShape:
     return resolve_shape({"preset": spec, "dropout": 0.0})
 
 
+def parse_vocabs(spec: str) -> list[int]:
+    """``8000,32000`` -> ``[8000, 32000]`` (each vocabulary once, in the order given)."""
+    try:
+        vocabs = [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {spec!r}") from None
+    if not vocabs or min(vocabs) < 8:
+        raise argparse.ArgumentTypeError(f"need vocabularies >= 8: {spec!r}")
+    return list(dict.fromkeys(vocabs))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     add = parser.add_argument
     add("--utterances", type=int, default=4000, help="built-in assistant utterances to train on")
     add("--massive", type=Path, default=None, help="MASSIVE jsonl: train on its 'utt' fields")
     add("--tokenizer-vocab", type=int, default=4000, help="vocabulary of the trained tokenizer")
-    add("--vocab", type=int, default=32000, help="model vocabulary size V (logits width)")
+    add("--vocabs", type=parse_vocabs, default=[8000, 32000], help="model vocabularies V, a,b,…")
     add("--model", default="4x256", help="pretrained model: LxH (H/64 heads) or a preset")
     add("--teacher", default="4x256", help="distillation teacher: LxH or a preset")
     add("--student", default="2x128", help="distillation student: LxH or a preset")
     add("--seq-len", type=int, default=128, help="packed row length (ours)")
-    add("--pad-len", type=int, default=64, help="fixed padded length (baseline, - packing)")
+    add("--pad-len", type=int, default=64, help="fixed pad length (HF baselines, - packing)")
     add("--tokens-per-batch", type=int, default=4096, help="slots per batch, every variant")
     add("--warmup", type=int, default=3, help="untimed steps per variant first")
     add("--steps", type=int, default=15, help="timed steps per variant")
@@ -234,57 +247,6 @@ def padded_stream(texts, tokenizer, pad_len: int, rows: int, seed: int) -> Itera
 # --------------------------------------------------------------------------- timing
 
 
-class StepTooSlowError(RuntimeError):
-    """A step of a variant took longer than its limit (a compile that does not pay off)."""
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-class StepClock:
-    """Times the steps of one variant and counts their real tokens.
-
-    The loop calls :meth:`ready` once set up, :meth:`add_tokens` for every batch it builds
-    (possibly ahead of the step that consumes it) and :meth:`step_done` after every optimizer step.
-    ``times`` (seconds) and ``tokens`` hold the timed steps; ``error`` is set if the loop failed.
-    """
-
-    def __init__(self, name: str, warmup: int, total: int, limit_s: float | None = None) -> None:
-        self.name = name
-        self.warmup, self.total, self.limit_s = warmup, total, limit_s
-        self.times: list[float] = []
-        self.tokens: list[int] = []
-        self.error: str | None = None
-        self._pending: deque[int] = deque()
-        self._done = 0
-        self._start = 0.0
-
-    def add_tokens(self, tokens: int) -> None:
-        self._pending.append(tokens)
-
-    def ready(self) -> None:
-        _sync()
-        self._start = time.perf_counter()
-
-    def step_done(self) -> None:
-        _sync()
-        elapsed = time.perf_counter() - self._start
-        if not self._pending:
-            raise RuntimeError(f"{self.name}: a step finished without a counted batch")
-        tokens = self._pending.popleft()
-        self._done += 1
-        if self._done > self.warmup:
-            self.times.append(elapsed)
-            self.tokens.append(tokens)
-        if self.limit_s is not None and elapsed > self.limit_s:
-            raise StepTooSlowError(
-                f"step {self._done} took {elapsed:.0f} s (limit {self.limit_s:.0f} s)"
-            )
-        self._start = time.perf_counter()
-
-
 def run_variants(runs: dict[str, Callable[[StepClock], None]], args) -> dict[str, StepClock]:
     """Run every variant's loop alone, one after another; a failure is recorded, not raised."""
     total = args.warmup + args.steps
@@ -316,7 +278,8 @@ class CountingObjective(Objective[torch.Tensor]):
 
     def prepare(self, input_ids: torch.Tensor, batch_seed: int) -> dict[str, torch.Tensor]:
         batch = self.inner.prepare(input_ids, batch_seed)
-        self.clock.add_tokens(int(batch["attention_mask"].sum()))
+        mask = batch["attention_mask"]
+        self.clock.add_tokens(int(mask.sum()), mask.numel())
         return batch
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -380,125 +343,34 @@ def run_our_loop(
         )
 
 
-# --------------------------------------------------------------------------- the baseline
-
-
-class CountingCollator:
-    """Wraps a data collator and reports the real tokens of every batch it builds."""
-
-    def __init__(self, collator, clock: StepClock) -> None:
-        self.collator, self.clock = collator, clock
-
-    def __call__(self, features):
-        batch = self.collator(features)
-        self.clock.add_tokens(int(batch["attention_mask"].sum()))
-        return batch
-
-
-class ClockCallback(TrainerCallback):
-    """Hands the ``Trainer``'s loop start and step ends to a clock."""
-
-    def __init__(self, clock: StepClock) -> None:
-        self.clock = clock
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.clock.ready()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.clock.step_done()
-
-
-def soft_cross_entropy(student_logits, teacher_logits, attention_mask, temperature: float = 1.0):
-    """``T² · H(teacher, student)`` over full ``[B, T, V]`` distributions, mean over non-pad."""
-    t = temperature
-    per_token = -(F.softmax(teacher_logits / t, -1) * F.log_softmax(student_logits / t, -1)).sum(-1)
-    keep = attention_mask.to(per_token.dtype)
-    return (per_token * keep).sum() / keep.sum() * t * t
-
-
-class DistillTrainer(Trainer):
-    """The distillation a user would add to ``Trainer``: KD on every non-pad token."""
-
-    def __init__(self, *args: Any, teacher: nn.Module, temperature: float = 1.0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.teacher = teacher.to(self.args.device).eval()
-        self.temperature = temperature
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with torch.no_grad():
-            teacher_logits = self.teacher(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
-            ).logits
-        outputs = model(**inputs)  # with labels: the student's MLM cross-entropy
-        soft = soft_cross_entropy(
-            outputs.logits, teacher_logits, inputs["attention_mask"], self.temperature
-        )
-        loss = outputs.loss + soft
-        return (loss, outputs) if return_outputs else loss
-
-
-def run_trainer(
-    clock: StepClock,
-    model: nn.Module,
-    tokenizer,
-    texts: list[str],
-    args: argparse.Namespace,
-    teacher: nn.Module | None = None,
-) -> None:
-    """``Trainer.train()`` (or the distillation subclass) for ``warmup + steps`` steps."""
-    encoded = tokenizer(texts, padding="max_length", max_length=args.pad_len, truncation=True)
-    dataset = [
-        {"input_ids": ids, "attention_mask": mask}
-        for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
-    ]
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
-    with tempfile.TemporaryDirectory(prefix="throughput-hf-") as out_dir:
-        training_args = TrainingArguments(
-            output_dir=out_dir,
-            per_device_train_batch_size=args.tokens_per_batch // args.pad_len,
-            max_steps=clock.total,
-            learning_rate=LR,
-            use_cpu=use_cpu(),
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            seed=args.seed,
-        )
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "args": training_args,
-            "data_collator": CountingCollator(collator, clock),
-            "train_dataset": dataset,
-            "callbacks": [ClockCallback(clock)],
-        }
-        trainer = (
-            Trainer(**kwargs) if teacher is None else DistillTrainer(teacher=teacher, **kwargs)
-        )
-        trainer.remove_callback(PrinterCallback)  # it would print the final metrics dict
-        trainer.train()
-
-
 # --------------------------------------------------------------------------- variants
 
 
+def roles(args: argparse.Namespace) -> list[tuple[str, ModelShape]]:
+    """The models of the run, by role (their seeds follow this order)."""
+    named = [("model", args.model_shape)]
+    return (
+        named
+        if args.skip_distill
+        else [*named, ("teacher", args.teacher_shape), ("student", args.student_shape)]
+    )
+
+
 class Setup:
-    """What every variant shares: data, tokenizer and the initial weights of each role."""
+    """What every variant of one vocabulary shares: data, tokenizer, initial weights per role."""
 
     def __init__(
-        self,
-        args: argparse.Namespace,
-        texts: list[str],
-        tokenizer: Any,
-        weights: dict[str, dict[str, torch.Tensor]],
-        shapes: dict[str, ModelShape],
+        self, args: argparse.Namespace, texts: list[str], tokenizer: Any, vocab: int
     ) -> None:
-        self.args, self.texts, self.tokenizer = args, texts, tokenizer
-        self.weights, self.shapes = weights, shapes
+        self.args, self.texts, self.tokenizer, self.vocab = args, texts, tokenizer, vocab
+        self.shapes = dict(roles(args))
+        self.weights = {}
+        for i, (role, shape) in enumerate(roles(args)):
+            torch.manual_seed(args.seed + i)
+            self.weights[role] = build_model(shape, vocab).state_dict()
 
     def model(self, role: str, attn: str = "sdpa") -> nn.Module:
-        model = build_model(self.shapes[role], self.args.vocab, attn_implementation=attn)
+        model = build_model(self.shapes[role], self.vocab, attn_implementation=attn)
         model.load_state_dict(self.weights[role])
         return model
 
@@ -547,9 +419,23 @@ def pretraining_runs(setup: Setup) -> dict[str, Callable[[StepClock], None]]:
     }
     if not args.no_compile:
         runs["ours+compile"] = ours(compile_model=True)
-    # Last: the Trainer sets up its Accelerator after every train_loop has set up its own.
-    runs[HF] = lambda clock: run_trainer(clock, setup.model("model"), tokenizer, setup.texts, args)
-    return runs
+    return {**runs, **baseline_runs(setup, "model")}
+
+
+def baseline_runs(setup: Setup, role: str) -> dict[str, Callable[[StepClock], None]]:
+    """Every HF ``Trainer`` baseline of ``role`` (``model``; ``student``: distilled from
+    ``teacher``). Run last: the Trainer sets up its Accelerator after every train_loop has."""
+
+    def baseline(variant: str) -> Callable[[StepClock], None]:
+        def run(clock: StepClock) -> None:
+            teacher = setup.teacher() if role == "student" else None
+            model, tokenizer, texts = setup.model(role), setup.tokenizer, setup.texts
+            kwargs: dict[str, Any] = {"lr": LR, "variant": variant, "teacher": teacher}
+            hf.run_trainer(clock, model, tokenizer, texts, setup.args, **kwargs)
+
+        return run
+
+    return {variant: baseline(variant) for variant in hf.BASELINES}
 
 
 def distillation_runs(setup: Setup) -> dict[str, Callable[[StepClock], None]]:
@@ -574,103 +460,43 @@ def distillation_runs(setup: Setup) -> dict[str, Callable[[StepClock], None]]:
 
         return run
 
-    def baseline(clock: StepClock) -> None:
-        student = setup.model("student")
-        run_trainer(clock, student, tokenizer, setup.texts, args, teacher=setup.teacher())
-
     return {
         "ours": ours(),
         "ours-packing": ours(packed=False),
         "ours-masked_head": ours(full_heads=True),
-        HF: baseline,
+        **baseline_runs(setup, "student"),
     }
 
 
 # --------------------------------------------------------------------------- results
 
 
-def variant_result(clock: StepClock, label: str) -> dict[str, Any]:
-    if clock.error is not None:
-        return {"label": label, "error": clock.error}
-    if not clock.times:
-        return {"label": label, "error": "no timed step"}
-    rates = [tokens / seconds for tokens, seconds in zip(clock.tokens, clock.times, strict=True)]
-    return {
-        "label": label,
-        "tokens_per_s": statistics.median(rates),
-        "tokens_per_s_overall": sum(clock.tokens) / sum(clock.times),
-        "median_ms": statistics.median(clock.times) * 1000.0,
-        "min_ms": min(clock.times) * 1000.0,
-        "real_tokens_per_step": statistics.mean(clock.tokens),
-        "timed_steps": len(clock.times),
-    }
-
-
-def _rate(variants: dict[str, dict[str, Any]], name: str) -> float | None:
-    return variants.get(name, {}).get("tokens_per_s")
-
-
-def _divide(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def summarise_kind(clocks: dict[str, StepClock], labels: dict[str, str]) -> dict[str, Any]:
-    variants = {name: variant_result(clock, labels[name]) for name, clock in clocks.items()}
-    baseline, ours = _rate(variants, HF), _rate(variants, "ours")
-    ratio = {name: _divide(_rate(variants, name), baseline) for name in variants}
-    contributions = {
-        what: _divide(ours, _rate(variants, name))
+    """Rows, ratios against the fixed-pad and the strongest baseline, target, contributions."""
+    variants = {name: hf.variant_result(clock, labels[name]) for name, clock in clocks.items()}
+    ours = hf.rate(variants, "ours")
+    contribution = {
+        what: hf.divide(ours, hf.rate(variants, name))
         for name, what in ABLATIONS.items()
         if name in variants
     }
-    out: dict[str, Any] = {
-        "variants": variants,
-        "ratio_vs_hf": ratio,
-        "contribution": contributions,
-        "target_ours_ge_4x_hf": ratio["ours"] is not None and ratio["ours"] >= TARGET_RATIO,
-    }
-    return out
+    return {"variants": variants, **hf.compare(variants), "contribution": contribution}
 
 
-def print_table(title: str, kind: dict[str, Any]) -> None:
-    print(f"\n{title}")
-    header = ("variant", "real tokens/s", "vs HF", "median ms", "tokens/step")
-    print("{:<28} {:>14} {:>8} {:>10} {:>12}".format(*header))
-    for name, row in kind["variants"].items():
-        if "error" in row:
-            print(f"{row['label']:<28} {'error: ' + row['error'][:70]}")
-            continue
-        ratio = kind["ratio_vs_hf"][name]
-        ratio_text = f"{ratio:.2f}x" if ratio is not None else "-"
-        print(
-            f"{row['label']:<28} {row['tokens_per_s']:>14.0f} {ratio_text:>8} "
-            f"{row['median_ms']:>10.1f} {row['real_tokens_per_step']:>12.0f}"
-        )
-    parts = [f"{what} {value:.2f}x" for what, value in kind["contribution"].items() if value]
-    if kind.get("compile_speedup") is not None:
-        parts.append(f"torch.compile {kind['compile_speedup']:.2f}x")
-    if parts:
-        print("contribution (ours / ours without it): " + ", ".join(parts))
-    if "ours+compile" not in kind["variants"] and kind.get("compile_error"):
-        print(f"torch.compile: {kind['compile_error']}")
-    ratio = kind["ratio_vs_hf"]["ours"]
-    verdict = "PASS" if kind["target_ours_ge_4x_hf"] else "FAIL"
-    ratio_text = f"{ratio:.2f}x" if ratio is not None else "n/a"
-    print(f"ours vs HF Trainer = {ratio_text} (target >= {TARGET_RATIO:.0f}x): {verdict}")
-
-
-def settings(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
+def settings(args: argparse.Namespace, texts: list[str], tokenizer: Any) -> dict[str, Any]:
     params = {
-        role: estimate_parameters(shape, args.vocab)["total"]
-        for role, shape in setup.shapes.items()
+        str(vocab): {
+            role: estimate_parameters(shape, vocab)["total"] for role, shape in roles(args)
+        }
+        for vocab in args.vocabs
     }
-    lengths = [len(ids) for ids in setup.tokenizer(setup.texts)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     return {
-        "utterances": len(setup.texts),
+        "utterances": len(texts),
         "data": str(args.massive) if args.massive else "domain_utterances",
         "mean_utterance_tokens": statistics.mean(lengths),
-        "tokenizer_vocab": len(setup.tokenizer),
-        "vocab": args.vocab,
+        "tokenizer_vocab": len(tokenizer),
+        "vocabs": args.vocabs,
         "model": args.model,
         "teacher": args.teacher if not args.skip_distill else None,
         "student": args.student if not args.skip_distill else None,
@@ -703,30 +529,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(previous)
 
 
+def run_vocabulary(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
+    """Both kinds at one vocabulary: ``{"pretraining": …, "distillation": …}``."""
+    pretraining = run_variants(pretraining_runs(setup), args)
+    out = {"pretraining": summarise_kind(pretraining, PRETRAIN_LABELS)}
+    kind = out["pretraining"]
+    compiled = kind["variants"].get("ours+compile", {"error": "skipped (--no-compile)"})
+    kind["compile_speedup"] = hf.divide(
+        compiled.get("tokens_per_s"), hf.rate(kind["variants"], "ours")
+    )
+    kind["compile_error"] = compiled.get("error")
+    if not args.skip_distill:
+        out["distillation"] = summarise_kind(
+            run_variants(distillation_runs(setup), args), DISTILL_LABELS
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The benchmark with parsed arguments (torch's thread count already set)."""
     texts = load_texts(args)
     tokenizer = train_tokenizer(texts, args.tokenizer_vocab)
-    if len(tokenizer) > args.vocab:
-        raise SystemExit(f"--vocab {args.vocab} is smaller than the tokenizer's {len(tokenizer)}")
-    shapes = {"model": args.model_shape}
-    if not args.skip_distill:
-        shapes.update(teacher=args.teacher_shape, student=args.student_shape)
-    weights = {}
-    for i, (role, shape) in enumerate(shapes.items()):
-        torch.manual_seed(args.seed + i)
-        weights[role] = build_model(shape, args.vocab).state_dict()
-    setup = Setup(args, texts, tokenizer, weights, shapes)
-
-    result: dict[str, Any] = {"settings": settings(args, setup)}
-    pretraining = run_variants(pretraining_runs(setup), args)
-    result["pretraining"] = kind = summarise_kind(pretraining, PRETRAIN_LABELS)
-    compiled = kind["variants"].get("ours+compile", {"error": "skipped (--no-compile)"})
-    kind["compile_speedup"] = _divide(compiled.get("tokens_per_s"), _rate(kind["variants"], "ours"))
-    kind["compile_error"] = compiled.get("error")
-    if not args.skip_distill:
-        distillation = run_variants(distillation_runs(setup), args)
-        result["distillation"] = summarise_kind(distillation, DISTILL_LABELS)
+    if len(tokenizer) > min(args.vocabs):
+        raise SystemExit(f"--vocabs {min(args.vocabs)} is below the tokenizer's {len(tokenizer)}")
+    result: dict[str, Any] = {"settings": settings(args, texts, tokenizer), "vocabs": {}}
+    for vocab in args.vocabs:
+        result["vocabs"][str(vocab)] = run_vocabulary(args, Setup(args, texts, tokenizer, vocab))
+    result["summary"] = hf.summary(result["vocabs"])
     result.update(
         torch=torch.__version__,
         transformers=transformers.__version__,
@@ -737,17 +566,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     s = result["settings"]
     print(
         f"{s['utterances']} utterances ({s['data']}, {s['mean_utterance_tokens']:.1f} tokens"
-        f" on average), tokenizer {s['tokenizer_vocab']}, model vocabulary {s['vocab']};"
-        f" {s['tokens_per_batch']} slots per batch ({s['packed_rows']} packed rows of"
-        f" {s['seq_len']} / {s['padded_rows']} padded rows of {s['pad_len']}); torch"
-        f" {result['torch']}, transformers {result['transformers']}, {result['threads']} threads,"
-        f" {result['device']}; {s['steps']} timed steps after {s['warmup']} warm-up,"
-        f" {s['timing']}"
+        f" on average), tokenizer {s['tokenizer_vocab']}, model vocabularies"
+        f" {', '.join(map(str, s['vocabs']))}; {s['tokens_per_batch']} slots per batch"
+        f" ({s['packed_rows']} packed rows of {s['seq_len']} / {s['padded_rows']} padded rows of"
+        f" {s['pad_len']}); torch {result['torch']}, transformers {result['transformers']},"
+        f" {result['threads']} threads, {result['device']}; {s['steps']} timed steps after"
+        f" {s['warmup']} warm-up, {s['timing']}"
     )
-    print_table(f"pretraining (masked LM), model {args.model}", result["pretraining"])
-    if "distillation" in result:
-        title = f"distillation, teacher {args.teacher} -> student {args.student}"
-        print_table(title, result["distillation"])
+    for vocab, kinds in result["vocabs"].items():
+        hf.print_table(
+            f"pretraining (masked LM), model {args.model}, vocab {vocab}", kinds["pretraining"]
+        )
+        if "distillation" in kinds:
+            title = f"distillation, teacher {args.teacher} -> student {args.student}, vocab {vocab}"
+            hf.print_table(title, kinds["distillation"])
+    hf.print_summary(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
