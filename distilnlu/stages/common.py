@@ -288,7 +288,7 @@ def finish_masked_lm(
     )
     if is_main():
         # A sharded engine (FSDP, DeepSpeed) gathered the trained weights into the loop state.
-        model.save_pretrained(out_dir, state_dict=trained_weights(state))
+        model.save_pretrained(out_dir, state_dict=trained_weights(state, model))
         tokenizer.save_pretrained(out_dir)
         write_stage_files(out_dir, recipe, metrics)
         remove_checkpoints(out_dir)

@@ -90,7 +90,17 @@ def make_accelerator(precision: str) -> Accelerator:
     # Gradient accumulation is done by the loop (it divides each micro-batch loss itself), so
     # Accelerate is not told about it: its backward() would divide the loss a second time.
     AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=PRECISION[precision], cpu=use_cpu())
+    acc = Accelerator(mixed_precision=PRECISION[precision], cpu=use_cpu())
+    if acc.distributed_type == DistributedType.DEEPSPEED:
+        # Accelerate registers its DeepSpeed config with transformers, which then builds every
+        # model under ZeRO-3's zero.Init, partitioned. distilnlu builds its models whole and
+        # hands the engine only the trained one, which the engine partitions itself; a
+        # distillation teacher (loaded during training, never handed to the engine) must stay
+        # whole, and the next stage's model must be built as without DeepSpeed.
+        from transformers.integrations import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+    return acc
 
 
 def build_optimizer(model: nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -199,6 +209,12 @@ def train_loop(
             "training.grad_accum > 1 is not supported under DeepSpeed; set grad_accum=1 and"
             " reach the global batch with batch_size x processes"
         )
+    if acc.distributed_type == DistributedType.DEEPSPEED:
+        # No dataloader goes through prepare (the loop feeds its own batches), and DeepSpeed's
+        # engine needs the micro-batch size that Accelerate would read from one.
+        plugin = acc.state.deepspeed_plugin
+        if plugin.is_auto("train_micro_batch_size_per_gpu"):
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     total = cfg.steps()
     scheduler = get_scheduler(
@@ -286,13 +302,28 @@ def is_sharded(acc: Accelerator) -> bool:
     return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def trained_weights(state: LoopState) -> dict[str, torch.Tensor] | None:
+def trained_weights(
+    state: LoopState, model: nn.Module | None = None
+) -> dict[str, torch.Tensor] | None:
     """The gathered weights of a :class:`TrainedModule`'s ``inner`` model, for
-    ``save_pretrained(state_dict=...)``; None when unsharded (the model itself holds them)."""
+    ``save_pretrained(state_dict=...)``; None when unsharded (the model itself holds them).
+
+    ``model``: that inner model. Gathering copies every name's tensor separately, so parameters
+    it ties (the LM decoder and the input embeddings) get one tensor again: ``save_pretrained``
+    then drops the alias, as it does for the model's own weights, instead of saving it twice.
+    """
     if state.full_state_dict is None:
         return None
     prefix = "inner."
-    return {k[len(prefix) :]: v for k, v in state.full_state_dict.items() if k.startswith(prefix)}
+    full = state.full_state_dict
+    weights = {k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix)}
+    if model is not None:
+        first: dict[int, str] = {}
+        for name, param in model.state_dict(keep_vars=True).items():
+            owner = first.setdefault(id(param), name)
+            if owner != name and owner in weights and name in weights:
+                weights[name] = weights[owner]
+    return weights
 
 
 def _optimizer_step(

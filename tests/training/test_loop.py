@@ -215,3 +215,25 @@ def test_trained_weights_are_the_inner_models_gathered_weights():
     state = loop.LoopState(full_state_dict={"inner.encoder.w": a, "hidden_loss.proj": b})
     assert loop.trained_weights(state) == {"encoder.w": a}
     assert loop.trained_weights(loop.LoopState()) is None  # unsharded: the model holds them
+
+
+def test_gathered_tied_weights_are_saved_once(tmp_path):
+    """A sharded engine gathers a separate copy per name; tied parameters (the LM decoder and the
+    input embeddings) share one tensor again, so ``save_pretrained`` writes what it writes for
+    the model itself."""
+    from safetensors.torch import load_file
+
+    import distilnlu.training.loop as loop
+
+    model = tiny_model()
+    gathered = {f"inner.{k}": v.clone() for k, v in model.state_dict().items()}
+    weights = loop.trained_weights(loop.LoopState(full_state_dict=gathered), model)
+    assert weights is not None and set(weights) == set(model.state_dict())
+    assert (
+        weights["lm_head.decoder.weight"]
+        is weights["roberta_prelayernorm.embeddings.word_embeddings.weight"]
+    )
+    model.save_pretrained(tmp_path / "plain")
+    model.save_pretrained(tmp_path / "gathered", state_dict=weights)
+    plain, saved = (load_file(tmp_path / d / "model.safetensors") for d in ("plain", "gathered"))
+    assert set(saved) == set(plain)

@@ -3,6 +3,7 @@ write each file once, and resume after SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
-from tests.conftest import TINY_RECIPE, TINY_TRAINING
+from tests.conftest import REPO, TINY_RECIPE, TINY_TRAINING
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
@@ -55,15 +58,60 @@ def write_recipe(tmp: Path, name: str, grad_accum: int, steps: int = 10, distill
     return path
 
 
-def start(path: Path, processes: int) -> subprocess.Popen:
+def start(
+    path: Path,
+    processes: int,
+    module: str = "distilnlu",
+    env: dict[str, str] | None = None,
+    stdout: Path | None = None,
+) -> subprocess.Popen:
+    """``python -m module run path``, under torchrun when ``processes`` is 2; ``env`` is added to
+    this process's environment (e.g. an engine's variables); ``stdout``: a file for its stdout."""
     launcher = TORCHRUN if processes == 2 else [sys.executable]
-    return subprocess.Popen(
-        [*launcher, "-m", "distilnlu", "run", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: SIGKILL reaches every worker
-    )
+    with stdout.open("w") if stdout else contextlib.nullcontext(subprocess.DEVNULL) as out:
+        return subprocess.Popen(
+            [*launcher, "-m", module, "run", str(path)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,  # where ``-m tests...`` modules are found
+            env={**os.environ, **(env or {})},
+            # its own process group; torchrun gives each worker one of its own (see kill)
+            start_new_session=True,
+        )
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a launch and all its processes at once, as a crash of the machine would.
+
+    torchrun starts every worker in a session of its own: SIGKILL to torchrun's process group
+    alone leaves the workers running, and they finish the stage on their own.
+    """
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    groups = {proc.pid}
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(worker.pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers outlived SIGKILL: {alive}"
+
+
+def kill_after_step(proc: subprocess.Popen, stage_dir: Path, step: int) -> None:
+    """Kill the launch (every process of it) once ``stage_dir`` has logged ``step``."""
+    deadline = time.time() + 180
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            if max(curve(stage_dir), default=0) >= step:
+                break
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    kill(proc)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -91,19 +139,31 @@ def one_process(tmp_path_factory):
     return tmp / "runs/one"
 
 
+def max_weight_difference(a: Path, b: Path) -> float:
+    wa, wb = (load_file(d / "model.safetensors") for d in (a, b))
+    assert set(wa) == set(wb), "the same tensors saved, tied ones once"
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+
+
+def check_follows(one: Path, two: Path, stage: str) -> None:
+    rows = loss_rows(two / stage)
+    assert [r["step"] for r in rows] == list(range(1, 11)), "one writer, one row per step"
+    reference, got = curve(one / stage), curve(two / stage)
+    worst = max(abs(reference[s] - got[s]) for s in reference)
+    assert worst <= 1e-4, f"{stage}: loss curves differ by {worst}"
+    assert rows[-1]["tokens"] == loss_rows(one / stage)[-1]["tokens"]
+    assert json.loads((two / stage / "metrics.json").read_text())["steps"] == 10
+    assert not (two / stage / "checkpoint").exists()
+    # the gathered weights, written once by the main process
+    worst = max_weight_difference(one / stage, two / stage)
+    assert worst <= 1e-4, f"{stage}: saved weights differ by {worst}"
+
+
 def test_two_processes_follow_the_one_process_loss_curve(one_process, tmp_path):
     finish(start(write_recipe(tmp_path, "two", grad_accum=1), processes=2))
     two = tmp_path / "runs/two"
     for stage in ("teacher_stage1", "student"):
-        rows = loss_rows(two / stage)
-        assert [r["step"] for r in rows] == list(range(1, 11)), "one writer, one row per step"
-        reference, got = curve(one_process / stage), curve(two / stage)
-        worst = max(abs(reference[s] - got[s]) for s in reference)
-        assert worst <= 1e-4, f"{stage}: loss curves differ by {worst}"
-        # tokens count the global batch in both runs
-        assert rows[-1]["tokens"] == loss_rows(one_process / stage)[-1]["tokens"]
-        assert json.loads((two / stage / "metrics.json").read_text())["steps"] == 10
-        assert not (two / stage / "checkpoint").exists()
+        check_follows(one_process, two, stage)  # tokens count the global batch in both runs
     manifest = json.loads((two / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"tokenizer", "teacher_stage1", "student"}
 
@@ -115,22 +175,13 @@ def test_a_two_process_run_resumes_after_sigkill(tmp_path):
     finish(start(write_recipe(reference, "ref", 2, steps, distill=False), processes=1))
     path = write_recipe(tmp_path, "killed", grad_accum=1, steps=steps, distill=False)
     stage_dir = tmp_path / "runs/killed/teacher_stage1"
-    proc = start(path, processes=2)
-    deadline = time.time() + 180
-    while proc.poll() is None and time.time() < deadline:
-        try:
-            if max(curve(stage_dir), default=0) >= 12:
-                break
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_step(start(path, processes=2), stage_dir, 12)
     checkpoint = json.loads((stage_dir / "checkpoint/trainer_state.json").read_text())
     assert 10 <= checkpoint["step"] < steps
 
-    finish(start(path, processes=2))
+    out = tmp_path / "resumed.out"
+    finish(start(path, processes=2, stdout=out))
+    assert f"resuming from the checkpoint at step {checkpoint['step']} " in out.read_text()
     got = curve(stage_dir)
     assert sorted(got) == list(range(1, steps + 1))
     want = curve(reference / "runs/ref/teacher_stage1")
