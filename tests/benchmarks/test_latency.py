@@ -34,6 +34,13 @@ def test_latency_benchmark_tiny(tmp_path, tiny_nlu_dir, capsys, load_benchmark):
     # predictions) and no 17M check (not that preset)
     assert len(result["checks"]) == 3
     assert set(result["gemm"]) == {"student", "tiny"}
+    for name in (
+        "student onnx-int8",
+        "student int8-dynamic",
+        "tiny onnx-int8",
+        "tiny int8-dynamic",
+    ):
+        assert result["rows"][name]["p50_interleaved"] > 0  # the A/B the check compares
     for gemm in result["gemm"].values():
         assert gemm["gops"] > 0 and 0 < gemm["gemm_ms"] < result["rows"]["tiny onnx-int8"]["p50"]
     assert json.loads(out.read_text())["rows"].keys() == ROWS
