@@ -25,6 +25,7 @@ from distilnlu.data.examples import NLUExample
 from distilnlu.data.labeled import LabelVocab
 from distilnlu.deploy.backends import ONNX_FILES, TorchBackend, onnx_backend, onnx_path
 from distilnlu.deploy.parser import Parser, Tagged, Words, split_words
+from distilnlu.deploy.quantize import quantize_file
 from distilnlu.evaluation.metrics import intent_accuracy, slot_prf
 from distilnlu.modeling.classifier import EncoderClassifier
 from distilnlu.modeling.nlu_parse import WordEncoder
@@ -97,18 +98,6 @@ def calibration_feeds(encoder: WordEncoder, texts: Sequence[str]) -> list[dict[s
         ids, mask, _ = encoder.encode_words([split_words(text).words])
         feeds.append({"input_ids": ids, "attention_mask": mask})
     return feeds
-
-
-def quantize_int8(source: Path, path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> None:
-    """Static int8 (:mod:`distilnlu.deploy.quantize`): weights int8 per output column,
-    activation scales fixed from ``feeds``, so the file is batch-invariant and runs batched.
-
-    Embedding lookups stay fp32: quantising them too cost intent agreement on the demo dev set
-    (99.0% vs 99.3%, docs/deployment.md) for a smaller file but no speed.
-    """
-    from distilnlu.deploy.quantize import quantize_file
-
-    quantize_file(source, path, feeds)
 
 
 def _batches(split: Sequence[Words]) -> list[list[int]]:
@@ -194,7 +183,7 @@ def export_model(
     if int8:
         start = time.perf_counter()
         feeds = calibration_feeds(reference, texts)
-        quantize_int8(onnx_path(folder, "onnx"), onnx_path(folder, "onnx-int8"), feeds)
+        quantize_file(onnx_path(folder, "onnx"), onnx_path(folder, "onnx-int8"), feeds)
         timings["onnx-int8"] = time.perf_counter() - start
         report["calibration_texts"] = len(feeds)
     for backend, seconds in timings.items():

@@ -195,7 +195,8 @@ def candidate_runner(
     model = EncoderClassifier(build_model(shape, vocab_size).roberta_prelayernorm, labels).eval()
     if backend == "torch":
         return TorchBackend(model)
-    from distilnlu.deploy.export import export_onnx, quantize_int8
+    from distilnlu.deploy.export import export_onnx
+    from distilnlu.deploy.quantize import quantize_file
 
     fp32 = work / "model.onnx"
     export_onnx(model, fp32)
@@ -203,7 +204,7 @@ def candidate_runner(
         return OnnxBackend(fp32, threads)
     if not calibration:
         raise ValueError("int8 needs calibration inputs")
-    quantize_int8(fp32, work / "model.int8.onnx", calibration)
+    quantize_file(fp32, work / "model.int8.onnx", calibration)
     return OnnxBackend(work / "model.int8.onnx", threads)
 
 
@@ -248,6 +249,8 @@ def pick_student(
     texts = utterances(tok, low, high, repeats)
     labels = head_labels()
     result = PickResult(budget_ms, threads, backend, tokens, parse_candidates(candidates))
+    # The same utterances calibrate every candidate's int8 scales and are timed on it.
+    feeds = int8_calibration(tok, texts, high + 8) if backend == "onnx-int8" else []
     over: list[ModelShape] = []  # shapes over budget: as wide and no smaller is over too
     bar = tqdm(result.candidates, desc="pick-student", unit="shape", disable=not progress)
     for cand in bar:
@@ -258,7 +261,6 @@ def pick_student(
             continue
         bar.set_postfix_str(cand.name)
         with tempfile.TemporaryDirectory() as work, torch_threads(threads):
-            feeds = int8_calibration(tok, texts, high + 8) if backend == "onnx-int8" else []
             run = candidate_runner(shape, len(tok), labels, backend, threads, Path(work), feeds)
             parser = Parser(run, tok, labels, max_length=high + 8, backend=backend)
 

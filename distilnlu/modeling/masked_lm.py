@@ -123,14 +123,20 @@ def position_offset(model: nn.Module) -> int:
     return 0
 
 
+def document_positions(model: nn.Module, document_ids: torch.Tensor) -> torch.Tensor:
+    """Position ids ``[B, T]`` restarting at :func:`position_offset` where a document starts."""
+    size = document_ids.shape[1]
+    index = torch.arange(size, device=document_ids.device).expand_as(document_ids)
+    starts = torch.ones_like(document_ids, dtype=torch.bool)
+    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
+    first = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), dim=1).values
+    return index - first + position_offset(model)
+
+
 def document_inputs(
-    model: nn.Module,
-    document_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    with_mask: bool = True,
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Block-diagonal 4-D attention mask ``[B, 1, T, T]`` (None without ``with_mask``) and
-    position ids ``[B, T]``.
+    model: nn.Module, document_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-diagonal 4-D attention mask ``[B, 1, T, T]`` and position ids ``[B, T]``.
 
     Token ``i`` may attend to token ``j`` when both belong to the same document (and ``j`` is not
     padding); positions restart at :func:`position_offset` where a document starts. The mask is
@@ -144,13 +150,7 @@ def document_inputs(
             f"document_ids must be [B, T] like input_ids, got shape {tuple(document_ids.shape)}"
         )
     size = document_ids.shape[1]
-    index = torch.arange(size, device=document_ids.device).expand_as(document_ids)
-    starts = torch.ones_like(document_ids, dtype=torch.bool)
-    starts[:, 1:] = document_ids[:, 1:] != document_ids[:, :-1]
-    first = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), dim=1).values
-    positions = index - first + position_offset(model)
-    if not with_mask:
-        return None, positions
+    positions = document_positions(model, document_ids)
     allowed = document_ids[:, :, None] == document_ids[:, None, :]
     if attention_mask is not None:
         allowed &= attention_mask.bool()[:, None, :]
@@ -189,7 +189,7 @@ def _model_inputs(
     config = getattr(_unwrap(model), "config", None)
     if getattr(config, "_attn_implementation", None) == VARLEN:
         # No mask at all: the documents' boundaries go to the varlen kernel (modeling/varlen.py).
-        _, positions = document_inputs(model, document_ids, None, with_mask=False)
+        positions = document_positions(model, document_ids)
         lengths = segment_lengths(document_ids, attention_mask)
         plain = {"input_ids": input_ids, "attention_mask": None, "position_ids": positions}
         return plain | lengths

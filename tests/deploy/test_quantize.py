@@ -144,3 +144,30 @@ def test_gemm_rate_times_the_weight_shapes_of_an_exported_model(exported):
     assert sum(n.op_type == "MatMul" for n in graph.node) == len(shapes) + 2 * layers
     rate = gemm_rate(shapes, tokens=8, threads=1, repeats=20)
     assert rate["gemm_ms"] > 0 and rate["gops"] > 0 and rate["tokens"] == 8
+
+
+def test_a_weight_shared_by_two_matmuls_is_quantised_once():
+    """The exporter shares equal initializers; each weight must get one int8 copy, or the
+    graph would hold two initializers of one name."""
+    weight, _, feeds = data()
+    square = np.ascontiguousarray(weight[:, :N])  # [K, N] used by both products
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["a"], name="first"),
+            helper.make_node("MatMul", ["x", "W"], ["b"], name="second"),
+            helper.make_node("Add", ["a", "b"], ["y"], name="sum"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, K])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, N])],
+        [numpy_helper.from_array(square, "W")],
+    )
+    model = quantize_static(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feeds
+    )
+    names = [i.name for i in model.graph.initializer]
+    assert len(names) == len(set(names)) and names.count("W_s8") == 1
+    assert [n.op_type for n in model.graph.node].count("QuantizeLinear") == 1  # x, once
+    x = feeds[0]["x"]
+    out = onnx_run(model, x)
+    np.testing.assert_allclose(out, 2 * (x @ square), rtol=0.05, atol=0.05)

@@ -168,13 +168,22 @@ def test_two_processes_follow_the_one_process_loss_curve(one_process, tmp_path):
     assert set(manifest["stages"]) == {"tokenizer", "teacher_stage1", "student"}
 
 
-def test_a_two_process_run_resumes_after_sigkill(tmp_path):
-    steps = 40
+RESUME_STEPS = 40
+
+
+def resume_setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An uninterrupted 1-process reference run of :data:`RESUME_STEPS` pretraining steps, and
+    the recipe and stage folder of the 2-process run to kill: (reference stage, recipe, stage)."""
     reference = tmp_path / "ref"
     reference.mkdir()
-    finish(start(write_recipe(reference, "ref", 2, steps, distill=False), processes=1))
-    path = write_recipe(tmp_path, "killed", grad_accum=1, steps=steps, distill=False)
-    stage_dir = tmp_path / "runs/killed/teacher_stage1"
+    finish(start(write_recipe(reference, "ref", 2, RESUME_STEPS, distill=False), processes=1))
+    path = write_recipe(tmp_path, "killed", grad_accum=1, steps=RESUME_STEPS, distill=False)
+    return reference / "runs/ref/teacher_stage1", path, tmp_path / "runs/killed/teacher_stage1"
+
+
+def test_a_two_process_run_resumes_after_sigkill(tmp_path):
+    steps = RESUME_STEPS
+    reference, path, stage_dir = resume_setup(tmp_path)
     kill_after_step(start(path, processes=2), stage_dir, 12)
     checkpoint = json.loads((stage_dir / "checkpoint/trainer_state.json").read_text())
     assert 10 <= checkpoint["step"] < steps
@@ -184,6 +193,6 @@ def test_a_two_process_run_resumes_after_sigkill(tmp_path):
     assert f"resuming from the checkpoint at step {checkpoint['step']} " in out.read_text()
     got = curve(stage_dir)
     assert sorted(got) == list(range(1, steps + 1))
-    want = curve(reference / "runs/ref/teacher_stage1")
+    want = curve(reference)
     worst = max(abs(want[s] - got[s]) for s in want)
     assert worst <= 1e-4, f"the resumed two-process run is off by {worst}"

@@ -22,11 +22,13 @@ import yaml
 
 from tests.conftest import REPO
 from tests.training.test_multiprocess import (
+    RESUME_STEPS,
     check_follows,
     curve,
     finish,
     kill_after_step,
     max_weight_difference,
+    resume_setup,
     start,
     write_recipe,
 )
@@ -163,12 +165,8 @@ EXPECTED_FILES = {
 @pytest.mark.slow  # two runs of two processes, one of one: ~35 s on 2 cores
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_sharded_run_resumes_after_sigkill_from_its_sharded_checkpoint(engine, tmp_path):
-    steps = 40
-    reference = tmp_path / "ref"
-    reference.mkdir()
-    finish(start(write_recipe(reference, "ref", 2, steps, distill=False), processes=1))
-    path = write_recipe(tmp_path, "killed", grad_accum=1, steps=steps, distill=False)
-    stage_dir = tmp_path / "runs/killed/teacher_stage1"
+    steps = RESUME_STEPS
+    reference, path, stage_dir = resume_setup(tmp_path)
     record = tmp_path / "prepared.jsonl"
     kill_after_step(launch(path, engine, record), stage_dir, 12)
     checkpoint = stage_dir / "checkpoint"
@@ -183,8 +181,8 @@ def test_a_sharded_run_resumes_after_sigkill_from_its_sharded_checkpoint(engine,
     check_sharded(engine, prepared(record)[2:], "MaskedLMModel")  # the resumed run's
     got = curve(stage_dir)
     assert sorted(got) == list(range(1, steps + 1))
-    want = curve(reference / "runs/ref/teacher_stage1")
+    want = curve(reference)
     worst = max(abs(want[s] - got[s]) for s in want)
     assert worst <= 1e-4, f"the resumed {engine} run is off by {worst}"
-    worst = max_weight_difference(reference / "runs/ref/teacher_stage1", stage_dir)
+    worst = max_weight_difference(reference, stage_dir)
     assert worst <= 1e-4, f"the resumed {engine} run's weights are off by {worst}"
