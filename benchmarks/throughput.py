@@ -60,6 +60,10 @@ the strongest one (the fastest in tokens/s of those that ran), per kind and voca
 (PASS/FAIL is printed; the exit status stays 0): ``ours`` >= 3x the strongest baseline, for
 pretraining and for distillation, at every vocabulary.
 
+The floor (``benchmarks/throughput_floor.py``): per kind and vocabulary, a step of nothing but
+the weight products of our median step's real tokens; the run prints ours as a share of it and
+whether the target lies above it. ``--precision bf16`` runs every variant under bf16 autocast.
+
 Written for the CPU (with a GPU visible, our loop and the ``Trainer`` would both use it; the
 target above is about the CPU). On a shared machine pass ``--threads`` no larger than the
 cores that are free: an OpenMP thread that loses its core stalls every parallel region, which
@@ -111,6 +115,7 @@ from distilnlu.training.schedule import Phase, TeacherSchedule
 # the tests load this file with importlib (tests/benchmarks/conftest.py), which does not add it.
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throughput_floor as floor
 import throughput_hf as hf
 from throughput_hf import StepClock
 
@@ -178,6 +183,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--warmup", type=int, default=3, help="untimed steps per variant first")
     add("--steps", type=int, default=15, help="timed steps per variant")
     add("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    add("--precision", choices=("fp32", "bf16"), default="fp32", help="every variant's precision")
     add("--no-compile", action="store_true", help="skip the torch.compile variant")
     add("--compile-limit", type=float, default=600.0, help="give up on compile past this step s")
     add("--skip-distill", action="store_true", help="pretraining only")
@@ -321,6 +327,7 @@ def run_our_loop(
         batch_size=rows,
         seq_len=seq_len,
         lr=LR,
+        precision=args.precision,
         scheduler="linear",
         log_every=clock.total,
         eval_every=10**9,
@@ -331,6 +338,7 @@ def run_our_loop(
         clock.ready()  # the loop is set up: the next thing it does is its first step
         return islice(stream(), consumed, None)
 
+    hf.watch_precision(model, clock)
     with tempfile.TemporaryDirectory(prefix="throughput-") as out_dir:
         train_loop(
             model=model,
@@ -504,6 +512,7 @@ def settings(args: argparse.Namespace, texts: list[str], tokenizer: Any) -> dict
         "seq_len": args.seq_len,
         "pad_len": args.pad_len,
         "tokens_per_batch": args.tokens_per_batch,
+        "precision": args.precision,
         "packed_rows": args.tokens_per_batch // args.seq_len,
         "padded_rows": args.tokens_per_batch // args.pad_len,
         "warmup": args.warmup,
@@ -534,6 +543,8 @@ def run_vocabulary(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
     pretraining = run_variants(pretraining_runs(setup), args)
     out = {"pretraining": summarise_kind(pretraining, PRETRAIN_LABELS)}
     kind = out["pretraining"]
+    floor_args = (setup.vocab, args.precision, args.steps, TARGET_RATIO)
+    floor.add_floor(kind, [(args.model_shape, True)], *floor_args)
     compiled = kind["variants"].get("ours+compile", {"error": "skipped (--no-compile)"})
     kind["compile_speedup"] = hf.divide(
         compiled.get("tokens_per_s"), hf.rate(kind["variants"], "ours")
@@ -543,6 +554,8 @@ def run_vocabulary(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
         out["distillation"] = summarise_kind(
             run_variants(distillation_runs(setup), args), DISTILL_LABELS
         )
+        models = [(args.student_shape, True), (args.teacher_shape, False)]
+        floor.add_floor(out["distillation"], models, *floor_args)
     return out
 
 
@@ -570,7 +583,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f" {', '.join(map(str, s['vocabs']))}; {s['tokens_per_batch']} slots per batch"
         f" ({s['packed_rows']} packed rows of {s['seq_len']} / {s['padded_rows']} padded rows of"
         f" {s['pad_len']}); torch {result['torch']}, transformers {result['transformers']},"
-        f" {result['threads']} threads, {result['device']}; {s['steps']} timed steps after"
+        f" {result['threads']} threads, {s['precision']}, {result['device']}; {s['steps']} timed"
+        f" steps after"
         f" {s['warmup']} warm-up, {s['timing']}"
     )
     for vocab, kinds in result["vocabs"].items():

@@ -57,6 +57,9 @@ under ``torch.no_grad()`` on the same inputs (``position_ids`` included where th
 them) and adds, to the student's own MLM loss, the soft cross-entropy between the full teacher
 and student distributions averaged over every non-pad position.
 
+Precision: ``--precision`` for every variant; ``bf16`` is ``TrainingArguments(bf16=True)`` here
+(CPU autocast to bfloat16, as our loop's ``precision: bf16`` through Accelerate).
+
 Token accounting: the collator is wrapped (:class:`CountingCollator`) to report the real tokens
 (``attention_mask`` ones) and the slots (``attention_mask`` elements) of every batch it builds.
 """
@@ -74,6 +77,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from throughput_floor import floor_line
 from torch import nn
 from transformers import (
     DataCollatorForLanguageModeling,
@@ -157,6 +161,24 @@ class StepClock:
         self._start = time.perf_counter()
 
 
+def autocast_state() -> str:
+    """The precision matrix products run in right now: an autocast dtype, else ``fp32``."""
+    device = "cuda" if torch.cuda.is_available() and not use_cpu() else "cpu"
+    if not torch.is_autocast_enabled(device):
+        return "fp32"
+    return str(torch.get_autocast_dtype(device)).removeprefix("torch.")
+
+
+def watch_precision(model: nn.Module, clock: StepClock) -> None:
+    """Record in ``clock.info["autocast"]`` the precision the model's first linear layer runs
+    in (a hook on a layer, not the model: a wrapped ``forward`` enters autocast inside it)."""
+
+    def record(*_: Any) -> None:  # returns None: a pre-hook's return value replaces the input
+        clock.info.setdefault("autocast", autocast_state())
+
+    next(m for m in model.modules() if isinstance(m, nn.Linear)).register_forward_pre_hook(record)
+
+
 def variant_result(clock: StepClock, label: str) -> dict[str, Any]:
     """One row of a result table: median tokens/s and the rest, or the error."""
     if clock.error is not None:
@@ -223,6 +245,8 @@ def summary(by_vocab: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, An
             "strongest_tokens_per_s": rate(kind["variants"], kind["strongest_baseline"]),
             "ratio": kind["ours_vs_strongest"],
             "pass": kind["target_ours_ge_3x_strongest"],
+            "floor_tokens_per_s": kind.get("matmul_floor", {}).get("floor_tokens_per_s"),
+            "target_within_floor": kind.get("matmul_floor", {}).get("target_within_floor"),
         }
         for vocab, kinds in by_vocab.items()
         for name, kind in kinds.items()
@@ -259,19 +283,27 @@ def print_table(title: str, kind: dict[str, Any]) -> None:
         f"ours vs the strongest baseline ({BASELINES.get(strongest, 'none ran')})"
         f" = {times(kind['ours_vs_strongest'])} (target >= {TARGET_RATIO:.0f}x): {verdict}"
     )
+    for line in floor_line(kind):
+        print(line)
+
+
+def _count(value: float | None) -> str:
+    return f"{value:.0f}" if value is not None else "n/a"
 
 
 def print_summary(result: dict[str, Any]) -> None:
     """The verdicts of every kind and vocabulary, one line each."""
     print(f"\nours vs the strongest HF baseline (target >= {TARGET_RATIO:.0f}x)")
-    header = ("kind", "vocab", "ours tok/s", "strongest baseline", "its tok/s", "ratio", "")
-    print("{:<13} {:>6} {:>11}  {:<48} {:>10} {:>7} {}".format(*header))
+    header = ("kind", "vocab", "ours tok/s", "strongest baseline", "its tok/s", "ratio", "",
+              "floor tok/s", "target")  # fmt: skip
+    print("{:<13} {:>6} {:>11}  {:<48} {:>10} {:>7} {:<4} {:>11} {}".format(*header))
     for row in result["summary"]:
+        reach = {True: "within floor", False: "above floor", None: ""}[row["target_within_floor"]]
         print(
             f"{row['kind']:<13} {row['vocab']:>6} {row['ours_tokens_per_s'] or 0:>11.0f}"
             f"  {BASELINES.get(row['strongest_baseline'], 'none ran'):<48}"
             f" {row['strongest_tokens_per_s'] or 0:>10.0f} {times(row['ratio']):>7}"
-            f" {'PASS' if row['pass'] else 'FAIL'}"
+            f" {'PASS' if row['pass'] else 'FAIL'} {_count(row['floor_tokens_per_s']):>11} {reach}"
         )
 
 
@@ -472,6 +504,7 @@ def run_trainer(
             disable_tqdm=True,
             dataloader_num_workers=0,
             seed=args.seed,
+            bf16=args.precision == "bf16",
             **extra,
         )
         kwargs: dict[str, Any] = {
@@ -489,5 +522,6 @@ def run_trainer(
         if variant == DYNAMIC and not isinstance(sampler, LengthGroupedSampler):
             raise RuntimeError(f"{variant}: length grouping is off (sampler {sampler!r})")
         clock.info.update(attn_implementation=attn, rows_per_batch=rows)
+        watch_precision(model, clock)
         clock.info["sampler"] = type(sampler).__name__ if sampler is not None else None
         trainer.train()

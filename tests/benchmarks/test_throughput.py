@@ -53,9 +53,20 @@ def test_throughput_benchmark_tiny(tmp_path, capsys, load_benchmark):
             expected = section["ours_vs_strongest"] >= 3.0
             assert section["target_ours_ge_3x_strongest"] is expected
 
+            # The floor is measured at our step's real tokens, and ours runs below it.
+            floor = section["matmul_floor"]
+            assert floor["tokens"] == section["variants"]["ours"]["real_tokens_per_step"] == 256
+            assert floor["precision"] == "fp32" and floor["gflops_per_s"] > 0
+            assert math.isclose(floor["ours_of_floor"], ours / floor["floor_tokens_per_s"])
+            assert floor["ours_of_floor"] < 1.0  # a whole loop step is more than its products
+            assert floor["target_tokens_per_s"] == 3.0 * rates[strongest]
+            within = floor["target_tokens_per_s"] <= floor["floor_tokens_per_s"]
+            assert floor["target_within_floor"] is within
+
             # Each baseline as configured: SDPA; length grouping takes effect; padding shrinks.
             variants = section["variants"]
             assert {variants[name]["attn_implementation"] for name in BASELINES} == {"sdpa"}
+            assert {row["autocast"] for row in variants.values()} == {"fp32"}, where
             assert variants["hf_dynamic"]["sampler"] == "LengthGroupedSampler"
             assert variants["hf_dynamic"]["rows_per_batch"] == 256 // 32
             assert variants["hf_packed"]["rows_per_batch"] == 256 // 64
@@ -82,6 +93,7 @@ def test_throughput_benchmark_tiny(tmp_path, capsys, load_benchmark):
         assert row["strongest_baseline"] == section["strongest_baseline"]
         assert row["ratio"] == section["ours_vs_strongest"]
         assert row["pass"] is section["target_ours_ge_3x_strongest"]
+        assert row["floor_tokens_per_s"] == section["matmul_floor"]["floor_tokens_per_s"]
 
     assert result["settings"]["timing"] == "sequential"
     assert set(result["settings"]["params"]) == {"450", "900"}
@@ -96,3 +108,18 @@ def test_throughput_benchmark_tiny(tmp_path, capsys, load_benchmark):
         assert label in printed
     assert "vocab 450" in printed and "vocab 900" in printed
     assert printed.count("target >= 3x") == 2 * 2 + 1  # every table, and the summary
+    assert printed.count("matmul floor (fp32") == 2 * 2
+
+
+def test_throughput_bf16_runs_every_variant_under_bf16_autocast(load_benchmark):
+    argv = ["--utterances", "120", "--tokenizer-vocab", "400", "--vocabs", "450", "--model", "1x32"]
+    argv += ["--seq-len", "64", "--pad-len", "32", "--tokens-per-batch", "256", "--steps", "1"]
+    argv += ["--warmup", "1", "--threads", "1", "--no-compile", "--skip-distill"]
+    result = load_benchmark("throughput").main([*argv, "--precision", "bf16"])
+
+    section = result["vocabs"]["450"]["pretraining"]
+    for name, row in section["variants"].items():
+        assert "error" not in row, (name, row)
+        assert row["autocast"] == "bfloat16", name  # ours and the Trainer alike
+    assert section["matmul_floor"]["precision"] == "bf16"
+    assert result["settings"]["precision"] == "bf16"
