@@ -62,14 +62,16 @@ class TrainingConfig(StrictModel):
             " the stage hash: it changes the speed, not what is trained."
         ),
     )
-    attention: Literal["sdpa", "varlen"] = Field(
+    attention: Literal["sdpa", "eager", "varlen"] = Field(
         "sdpa",
         description=(
             "Attention kernel for isolated packing. sdpa: a dense block-diagonal mask through"
-            " SDPA (on a GPU that rules out its flash kernel); varlen: no mask, the documents'"
-            " boundaries to FlashAttention's variable-length kernel (nested-tensor SDPA on the"
-            " CPU; distilnlu.modeling.varlen). varlen needs the model's dropout at 0. Not part"
-            " of the stage hash: the same function, another kernel."
+            " SDPA (on a GPU that rules out its flash kernel); eager: the same mask through"
+            " plain matmul + softmax (faster than SDPA under bf16 on a CPU, docs/performance.md);"
+            " varlen: no mask, the documents' boundaries to FlashAttention's variable-length"
+            " kernel (nested-tensor SDPA on the CPU; distilnlu.modeling.varlen). varlen needs the"
+            " model's dropout at 0. Not part of the stage hash: the same function, another"
+            " kernel."
         ),
     )
     shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")

@@ -147,10 +147,12 @@ def training_attention(model: PreTrainedModel, kernel: str, trained: bool = True
     """Apply ``training.attention`` to a model a stage trains (or runs, ``trained=False``)."""
     if kernel == "varlen":
         use_varlen(model, trained)
+    elif kernel == "eager":
+        model.set_attn_implementation("eager")
 
 
 def saved_attention(model: PreTrainedModel) -> None:
     """Back to SDPA before saving: a saved folder must load in plain transformers, where
-    :data:`VARLEN` is not registered."""
-    if model.config._attn_implementation == VARLEN:
+    :data:`VARLEN` is not registered, and with the kernel every other folder has."""
+    if model.config._attn_implementation in (VARLEN, "eager"):
         model.set_attn_implementation("sdpa")

@@ -76,6 +76,22 @@ def test_varlen_equals_the_dense_mask_in_logits_and_gradients():
     torch.testing.assert_close(hidden[real], dense[real], atol=1e-5, rtol=1e-5)
 
 
+def test_eager_kernel_equals_the_sdpa_mask_in_logits_and_gradients():
+    torch.manual_seed(0)
+    model = build_model(SHAPE, 120)
+    ids, mask, docs = packed_batch()
+    positions = mask.bool()
+    dense_logits, dense_grads = run(model, ids, mask, docs, positions)
+    varlen.training_attention(model, "eager")
+    assert model.config._attn_implementation == "eager"
+    eager_logits, eager_grads = run(model, ids, mask, docs, positions)
+    torch.testing.assert_close(eager_logits, dense_logits, atol=1e-5, rtol=1e-5)
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(grad, dense_grads[name], atol=1e-5, rtol=1e-5, msg=name)
+    varlen.saved_attention(model)
+    assert model.config._attn_implementation == "sdpa"
+
+
 def test_varlen_without_documents_is_plain_sdpa():
     torch.manual_seed(0)
     model = build_model(SHAPE, 120).eval()

@@ -1,6 +1,6 @@
-"""``training.attention: varlen`` in real stages: pretraining and distillation train the same
-curve as the dense-mask path, the saved models load in plain transformers, and the stage hash
-does not move."""
+"""``training.attention: varlen`` and ``eager`` in real stages: pretraining and distillation train
+the same curve as the dense-mask SDPA path, the saved models load in plain transformers with
+SDPA, and the stage hash does not move."""
 
 from __future__ import annotations
 
@@ -89,6 +89,29 @@ def test_varlen_stages_train_the_dense_mask_curve_and_save_plain_models(tmp_path
         folder = tmp_path / "varlen/runs/tiny" / stage
         assert "distilnlu_varlen" not in (folder / "config.json").read_text()
         model = AutoModelForMaskedLM.from_pretrained(folder)
+        assert model.config._attn_implementation == "sdpa"
+
+
+def test_eager_stages_train_the_sdpa_curve_and_save_sdpa_models(tmp_path, monkeypatch):
+    from transformers import AutoModelForMaskedLM
+    from transformers.models.roberta_prelayernorm import modeling_roberta_prelayernorm as rpl
+
+    calls = []
+    eager = rpl.eager_attention_forward
+    monkeypatch.setattr(
+        rpl, "eager_attention_forward", lambda *a, **k: calls.append(1) or eager(*a, **k)
+    )
+    dense = run(recipe_file(tmp_path / "dense", "sdpa"))
+    assert not calls
+    plain = run(recipe_file(tmp_path / "eager", "eager"))
+    assert calls  # the attention really took the eager path
+    for stage in ("teacher", "student"):
+        want = losses(tmp_path / "dense/runs/tiny" / stage)
+        got = losses(tmp_path / "eager/runs/tiny" / stage)
+        assert len(got) == len(want) == 6
+        assert got == pytest.approx(want, abs=1e-4), stage
+        assert plain.stage_hash(stage) == dense.stage_hash(stage)
+        model = AutoModelForMaskedLM.from_pretrained(tmp_path / "eager/runs/tiny" / stage)
         assert model.config._attn_implementation == "sdpa"
 
 
