@@ -31,7 +31,19 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
+    """Peak resident memory of this process so far, in MiB.
+
+    On Linux this is ``VmHWM``, the high-water mark of this process's own address space.
+    ``ru_maxrss`` is not: a process started by fork + exec (``multiprocessing``'s spawn) inherits
+    the larger of its parent's resident size at the fork and its own, so every benchmark row
+    spawned from a big parent would report the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, IndexError, ValueError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB else
 
