@@ -3,7 +3,8 @@
 Whatever a training loop does about padding, heads or attention, every real token must still go
 through the encoder's weight matrices: the forward and both backward products of each trained
 linear layer, and the forward of the teacher's in distillation. The *floor* times nothing but
-those products, on the real tokens of one of our steps, in the run's precision and thread count:
+those products, on the real tokens of one of our steps, in the run's precision (weights,
+inputs and gradients all in it: no autocast casts) and thread count:
 
 * every encoder layer's four weight matrices (``H x 3H`` for query/key/value, ``H x H``,
   ``H x F``, ``F x H``) on all ``tokens`` rows;
@@ -21,10 +22,9 @@ precision, another device) can lift it.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -51,34 +51,46 @@ def step_flops(shape: ModelShape, vocab: int, tokens: int, masked: int, *, train
     return 3 * forward if train else forward
 
 
-def _autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def _products(
-    shape: ModelShape, vocab: int, tokens: int, masked: int, train: bool
-) -> tuple[list[nn.Linear], list[torch.Tensor]]:
-    """The model's linear layers, each with an input of its row count (seeded)."""
+class Products(NamedTuple):
+    """One model's linear layers in the floor's dtype, each with an input of its row count and,
+    for a trained model, a fixed gradient for its output (so the backward products run on real
+    tensors, not on a broadcast of ones)."""
+
+    layers: list[nn.Linear]
+    inputs: list[torch.Tensor]
+    grads: list[torch.Tensor] | None
+
+
+def products(
+    shape: ModelShape, vocab: int, tokens: int, masked: int, train: bool, precision: str = "fp32"
+) -> Products:
+    """:class:`Products` of ``shape`` (seeded)."""
+    dtype = DTYPES[precision]
     generator = torch.Generator().manual_seed(0)
     encoder, head = weight_matrices(shape, vocab)
     sizes = [(tokens, i, o) for i, o in encoder] + [(masked, i, o) for i, o in head]
-    layers = [nn.Linear(i, o) for _, i, o in sizes]
-    inputs = [torch.randn(n, i, generator=generator, requires_grad=train) for n, i, _ in sizes]
-    return layers, inputs
+    layers = [nn.Linear(i, o, dtype=dtype) for _, i, o in sizes]
+    inputs = [
+        torch.randn(n, i, generator=generator, dtype=dtype, requires_grad=train)
+        for n, i, _ in sizes
+    ]
+    grads = [torch.randn(n, o, generator=generator, dtype=dtype) for n, _, o in sizes]
+    return Products(layers, inputs, grads if train else None)
 
 
-def _step(parts: list[tuple[list[nn.Linear], list[torch.Tensor], bool]], precision: str) -> None:
-    for layers, inputs, train in parts:
-        if train:
-            with _autocast(precision):
-                total = sum(layer(x).float().sum() for layer, x in zip(layers, inputs, strict=True))
-            total.backward()
-        else:
-            with torch.inference_mode(), _autocast(precision):
-                for layer, x in zip(layers, inputs, strict=True):
+def run_step(parts: list[Products]) -> None:
+    """One floor step: every trained model forward and backward, every other one forward."""
+    for part in parts:
+        pairs = zip(part.layers, part.inputs, strict=True)
+        if part.grads is None:
+            with torch.inference_mode():
+                for layer, x in pairs:
                     layer(x)
+        else:
+            torch.autograd.backward([layer(x) for layer, x in pairs], part.grads)
 
 
 def matmul_floor(
@@ -92,13 +104,13 @@ def matmul_floor(
     """Median time of one step of nothing but ``models``' weight products (``(shape, trained)``
     each) on ``tokens`` rows, and the tokens/s and FLOP rate it gives."""
     masked = max(1, round(masked_fraction * tokens))
-    parts = [(*_products(shape, vocab, tokens, masked, train), train) for shape, train in models]
+    parts = [products(shape, vocab, tokens, masked, train, precision) for shape, train in models]
     for _ in range(2):
-        _step(parts, precision)
+        run_step(parts)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        _step(parts, precision)
+        run_step(parts)
         times.append(time.perf_counter() - start)
     seconds = sorted(times)[len(times) // 2]
     flops = sum(step_flops(s, vocab, tokens, masked, train=t) for s, t in models)

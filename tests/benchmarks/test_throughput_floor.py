@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from distilnlu.modeling.presets import resolve_shape
@@ -28,9 +29,9 @@ def test_step_flops_matches_a_hand_count(floor):
 
 @pytest.mark.parametrize("train", [True, False])
 def test_the_timed_step_performs_exactly_the_counted_flops(floor, train):
-    layers, inputs = floor._products(TINY, 100, 20, 3, train)
+    part = floor.products(TINY, 100, 20, 3, train)
     with FlopCounterMode(display=False) as counter:
-        floor._step([(layers, inputs, train)], "fp32")
+        floor.run_step([part])
     assert counter.get_total_flops() == floor.step_flops(TINY, 100, 20, 3, train=train)
 
 
@@ -45,10 +46,15 @@ def test_matmul_floor_of_a_distillation_step(floor):
     assert math.isclose(rate["gflops_per_s"], flops / seconds / 1e9)
 
 
-def test_bf16_floor_runs_under_autocast(floor):
-    layers, inputs = floor._products(TINY, 100, 8, 2, True)
-    floor._step([(layers, inputs, True)], "bf16")
-    assert all(x.grad is not None for x in inputs)  # forward and backward both ran
+def test_bf16_floor_runs_every_product_in_bf16(floor):
+    part = floor.products(TINY, 100, 8, 2, True, "bf16")
+    seen = []
+    for layer in part.layers:
+        layer.register_forward_hook(lambda _m, args, out: seen.append((args[0].dtype, out.dtype)))
+    floor.run_step([part])
+    assert seen and set(seen) == {(torch.bfloat16, torch.bfloat16)}  # no fp32 casts in between
+    assert all(x.grad is not None and x.grad.dtype == torch.bfloat16 for x in part.inputs)
+    assert all(layer.weight.grad.dtype == torch.bfloat16 for layer in part.layers)
     assert floor.matmul_floor([(TINY, True)], 100, 8, 0.15, "bf16", repeats=1)["step_ms"] > 0
 
 
