@@ -584,8 +584,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f" ({s['packed_rows']} packed rows of {s['seq_len']} / {s['padded_rows']} padded rows of"
         f" {s['pad_len']}); torch {result['torch']}, transformers {result['transformers']},"
         f" {result['threads']} threads, {s['precision']}, {result['device']}; {s['steps']} timed"
-        f" steps after"
-        f" {s['warmup']} warm-up, {s['timing']}"
+        f" steps after {s['warmup']} warm-up, {s['timing']}"
     )
     for vocab, kinds in result["vocabs"].items():
         hf.print_table(

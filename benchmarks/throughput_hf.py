@@ -171,12 +171,15 @@ def autocast_state() -> str:
 
 def watch_precision(model: nn.Module, clock: StepClock) -> None:
     """Record in ``clock.info["autocast"]`` the precision the model's first linear layer runs
-    in (a hook on a layer, not the model: a wrapped ``forward`` enters autocast inside it)."""
+    in on its first call (a hook on a layer, not the model: a wrapped ``forward`` enters
+    autocast inside it). The hook removes itself, so the timed steps do not run it."""
+    layer = next(m for m in model.modules() if isinstance(m, nn.Linear))
 
     def record(*_: Any) -> None:  # returns None: a pre-hook's return value replaces the input
-        clock.info.setdefault("autocast", autocast_state())
+        clock.info["autocast"] = autocast_state()
+        handle.remove()
 
-    next(m for m in model.modules() if isinstance(m, nn.Linear)).register_forward_pre_hook(record)
+    handle = layer.register_forward_pre_hook(record)
 
 
 def variant_result(clock: StepClock, label: str) -> dict[str, Any]:
