@@ -434,13 +434,16 @@ class Recipe(StrictModel):
             # Settings left at their defaults are not hashed, so a new option (with a default
             # that keeps the old behaviour) does not redo finished stages.
             "kind": stage.kind,
-            # training.threads and training.attention are never hashed, set or not: a thread
-            # count or an attention kernel changes how fast a stage runs, not what it trains
-            # (float sums may round in another order, as on another machine), so changing one
+            # training.threads, .attention and .compile are never hashed, set or not: a thread
+            # count, an attention kernel or compilation changes how fast a stage runs, not what
+            # it trains (float sums may round in another order, as on another machine, and
+            # compiled dropout draws other masks of the same rate), so changing one
             # must neither redo a finished stage nor refuse to resume a killed one (the
             # checkpoint checks this hash).
             "stage": stage.model_dump(
-                mode="json", exclude_defaults=True, exclude={"training": {"threads", "attention"}}
+                mode="json",
+                exclude_defaults=True,
+                exclude={"training": {"threads", "attention", "compile"}},
             ),
             "corpora": {
                 c: self.data.corpora[c].model_dump(mode="json", exclude_defaults=True)

@@ -74,6 +74,16 @@ class TrainingConfig(StrictModel):
             " kernel."
         ),
     )
+    compile: bool = Field(
+        False,
+        description=(
+            "torch.compile the trained module's forward and backward (in place: the saved"
+            " weights are unchanged). The first steps and the first evaluation pay the"
+            " compilation (a minute on a CPU, which needs a C++ compiler); the rest run faster"
+            " (docs/performance.md). Compiled dropout draws other masks than plain PyTorch's."
+            " One process only. Not part of the stage hash."
+        ),
+    )
     shuffle_buffer: int = Field(256, ge=1, description="Packed sequences shuffled together.")
     packing: Literal["isolated", "concatenated"] = Field(
         "isolated",

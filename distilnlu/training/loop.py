@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -215,6 +216,8 @@ def train_loop(
         plugin = acc.state.deepspeed_plugin
         if plugin.is_auto("train_micro_batch_size_per_gpu"):
             plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
+    if cfg.compile:
+        compile_in_place(acc, model)
     optimizer = build_optimizer(model, cfg)
     total = cfg.steps()
     scheduler = get_scheduler(
@@ -294,6 +297,23 @@ def train_loop(
     if sharded:  # every process takes part in gathering the weights for save_pretrained
         state.full_state_dict = acc.get_state_dict(model)
     return state
+
+
+def compile_in_place(acc: Accelerator, model: nn.Module) -> None:
+    """``training.compile``: ``model.compile()``, which compiles the module's call in place, so
+    its ``state_dict`` keys, checkpoints and saved folders stay those of the plain module."""
+    if acc.num_processes > 1:  # compiled graphs under DDP / FSDP / DeepSpeed are not tested here
+        raise ConfigError(
+            "training.compile runs in one process only; set training.compile: false for a"
+            f" {acc.num_processes}-process run"
+        )
+    if acc.device.type == "cpu" and not any(map(shutil.which, ("g++", "c++", "clang++"))):
+        # Inductor builds its CPU kernels with a C++ compiler; without one the first step fails.
+        raise ConfigError(
+            "training.compile on a CPU needs a C++ compiler (g++ or clang++) on PATH; install"
+            " one or set training.compile: false"
+        )
+    model.compile()
 
 
 def is_sharded(acc: Accelerator) -> bool:

@@ -1,6 +1,6 @@
-"""``training.attention: varlen`` and ``eager`` in real stages: pretraining and distillation train
-the same curve as the dense-mask SDPA path, the saved models load in plain transformers with
-SDPA, and the stage hash does not move."""
+"""``training.attention: varlen`` and ``eager``, and ``training.compile``, in real stages:
+pretraining and distillation train the same curve as the dense-mask SDPA path, the saved models
+load in plain transformers with SDPA, and the stage hash does not move."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ NO_DROPOUT = {"num_layers": 2, "hidden_size": 32, "num_heads": 2, "intermediate_
 EVAL = {"corpora": ["domain_dev"], "max_texts": 20}
 
 
-def recipe_file(tmp: Path, attention: str, dropout: float = 0.0) -> Path:
+def recipe_file(tmp: Path, attention: str, dropout: float = 0.0, compile: bool = False) -> Path:
     raw = copy.deepcopy(TINY_RECIPE)
     raw["output_dir"] = str(tmp / "runs")
     training = {**TINY_TRAINING, "max_steps": 6, "attention": attention}
+    if compile:
+        training["compile"] = True
     raw["stages"] = {
         "tokenizer": raw["stages"]["tokenizer"],
         "teacher": {
@@ -113,6 +115,27 @@ def test_eager_stages_train_the_sdpa_curve_and_save_sdpa_models(tmp_path, monkey
         assert plain.stage_hash(stage) == dense.stage_hash(stage)
         model = AutoModelForMaskedLM.from_pretrained(tmp_path / "eager/runs/tiny" / stage)
         assert model.config._attn_implementation == "sdpa"
+
+
+def test_compiled_eager_stages_train_the_sdpa_curve_and_save_plain_models(tmp_path):
+    """``training.compile`` in pretraining and distillation (the hidden-state loss included):
+    the same curve, the same stage hash, saved folders without compiled-module prefixes."""
+    from transformers import AutoModelForMaskedLM
+
+    dense = run(recipe_file(tmp_path / "dense", "sdpa"))
+    torch._dynamo.reset()
+    compiled = run(recipe_file(tmp_path / "compiled", "eager", compile=True))
+    for stage in ("teacher", "student"):
+        want = losses(tmp_path / "dense/runs/tiny" / stage)
+        got = losses(tmp_path / "compiled/runs/tiny" / stage)
+        assert len(got) == len(want) == 6
+        assert got == pytest.approx(want, abs=1e-4), stage
+        assert compiled.stage_hash(stage) == dense.stage_hash(stage)
+        folder = tmp_path / "compiled/runs/tiny" / stage
+        AutoModelForMaskedLM.from_pretrained(folder)  # strict keys: no "_orig_mod." prefixes
+        assert "_orig_mod" not in (folder / "model.safetensors").read_bytes()[:100_000].decode(
+            "latin-1"
+        )
 
 
 def test_varlen_with_attention_dropout_is_a_config_error(tmp_path):
