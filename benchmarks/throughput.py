@@ -21,7 +21,8 @@ seeded weights):
     :func:`~distilnlu.training.loop.train_loop` as the stages run it: rows of ``--seq-len`` slots
     packed with isolated ``<s> utterance </s>`` documents (each attends only to itself), dynamic
     masks from :class:`~distilnlu.training.objectives.MLMObjective`, the LM head on the masked
-    positions only (:class:`~distilnlu.training.objectives.MaskedLMModel`), SDPA attention,
+    positions only (:class:`~distilnlu.training.objectives.MaskedLMModel`), ``--attention``
+    (``training.attention``; default SDPA), compiled with ``--compile`` (``training.compile``),
     AdamW, gradient clipping at 1.0, a linear schedule. Distillation:
     :class:`~distilnlu.training.distill.DistillObjective` +
     :class:`~distilnlu.training.distill.DistillStudent` (teacher under ``torch.inference_mode``,
@@ -29,8 +30,10 @@ seeded weights):
 ablations
     ``ours`` with one optimisation removed: ``- packing`` (each utterance padded to
     ``--pad-len`` like the fixed-pad baseline), ``- masked-only head`` (full-vocabulary logits,
-    then indexed at the masked positions), ``- sdpa`` (eager attention, pretraining only). ``+
-    torch.compile`` (pretraining only) compiles the masked-LM module; a compile that fails, or a
+    then indexed at the masked positions), ``- sdpa`` (eager attention, pretraining only; with
+    ``--attention eager`` it is ``- eager``, SDPA instead). ``+ torch.compile`` (pretraining
+    only, left out with ``--compile``, where ours is compiled) is ours with
+    ``training.compile``; a compile that fails, or a
     step slower than ``--compile-limit`` seconds, is recorded as an error string instead of a
     number (a single compilation cannot be interrupted, so the limit is checked after each
     step).
@@ -40,8 +43,10 @@ HF ``Trainer`` baselines (exactly configured in ``benchmarks/throughput_hf.py``'
     ``HF Trainer, dynamic padding``: each batch padded to its longest row, length-grouped
     sampling, as many rows. ``HF Trainer, packed (DataCollatorWithFlattening)``: utterances
     flattened into rows of ``--seq-len`` with ``position_ids`` restarting per utterance, then
-    MLM-masked, as many rows as ours; under SDPA its documents attend to each other. All: SDPA
-    attention, full-vocabulary logits, for distillation the soft cross-entropy on every token.
+    MLM-masked, as many rows as ours; under SDPA its documents attend to each other. All:
+    ``--attention`` (``attn_implementation``, default SDPA), with ``--compile``
+    ``TrainingArguments(torch_compile=True)``, full-vocabulary logits, for distillation the soft
+    cross-entropy on every token.
 
 Token accounting: tokens/s counts real tokens only (non-padding positions, ``<s>``/``</s>``
 included), the same way for every variant: the attention masks of the batches each step consumed
@@ -62,7 +67,9 @@ pretraining and for distillation, at every vocabulary.
 
 The floor (``benchmarks/throughput_floor.py``): per kind and vocabulary, a step of nothing but
 the weight products of our median step's real tokens; the run prints ours as a share of it and
-whether the target lies above it. ``--precision bf16`` runs every variant under bf16 autocast.
+whether the target lies above it. ``--precision bf16`` runs every variant under bf16 autocast;
+``--attention`` and ``--compile`` likewise set the kernel and compilation of every variant, so
+ours and the baselines always compare at the same settings.
 
 Written for the CPU (with a GPU visible, our loop and the ``Trainer`` would both use it; the
 target above is about the CPU). On a shared machine pass ``--threads`` no larger than the
@@ -126,6 +133,7 @@ PRETRAIN_LABELS = {
     "ours-packing": "ours - packing",
     "ours-masked_head": "ours - masked-only head",
     "ours-sdpa": "ours - sdpa",
+    "ours-eager": "ours - eager (sdpa instead)",
     "ours+compile": "ours + torch.compile",
     **hf.BASELINES,
 }
@@ -140,7 +148,9 @@ ABLATIONS = {
     "ours-packing": "packing",
     "ours-masked_head": "masked_only_head",
     "ours-sdpa": "sdpa",
+    "ours-eager": "eager",
 }
+OTHER_KERNEL = {"sdpa": "eager", "eager": "sdpa"}
 
 
 # --------------------------------------------------------------------------- arguments
@@ -184,6 +194,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--steps", type=int, default=15, help="timed steps per variant")
     add("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     add("--precision", choices=("fp32", "bf16"), default="fp32", help="every variant's precision")
+    add("--attention", choices=("sdpa", "eager"), default="sdpa", help="every variant's kernel")
+    add("--compile", action="store_true", help="torch.compile every variant (ours and HF)")
     add("--no-compile", action="store_true", help="skip the torch.compile variant")
     add("--compile-limit", type=float, default=600.0, help="give up on compile past this step s")
     add("--skip-distill", action="store_true", help="pretraining only")
@@ -320,14 +332,17 @@ def run_our_loop(
     rows: int,
     seq_len: int,
     args: argparse.Namespace,
+    compile_model: bool = False,
 ) -> None:
-    """``train_loop`` for ``warmup + steps`` steps, timed by ``clock``."""
+    """``train_loop`` for ``warmup + steps`` steps, timed by ``clock``; compiled (as
+    ``training.compile`` compiles a stage's module) with ``--compile`` or ``compile_model``."""
     cfg = TrainingConfig(
         max_steps=clock.total,
         batch_size=rows,
         seq_len=seq_len,
         lr=LR,
         precision=args.precision,
+        compile=args.compile or compile_model,
         scheduler="linear",
         log_every=clock.total,
         eval_every=10**9,
@@ -349,6 +364,7 @@ def run_our_loop(
             seed=args.seed,
             desc=clock.name,
         )
+    clock.info["compiled"] = getattr(model, "_compiled_call_impl", None) is not None
 
 
 # --------------------------------------------------------------------------- variants
@@ -377,12 +393,14 @@ class Setup:
             torch.manual_seed(args.seed + i)
             self.weights[role] = build_model(shape, vocab).state_dict()
 
-    def model(self, role: str, attn: str = "sdpa") -> nn.Module:
-        model = build_model(self.shapes[role], self.vocab, attn_implementation=attn)
+    def model(self, role: str, attn: str | None = None) -> nn.Module:
+        """A fresh copy of ``role``'s initial weights, with ``--attention`` unless ``attn``."""
+        kernel = attn or self.args.attention
+        model = build_model(self.shapes[role], self.vocab, attn_implementation=kernel)
         model.load_state_dict(self.weights[role])
         return model
 
-    def teacher(self, attn: str = "sdpa") -> nn.Module:
+    def teacher(self, attn: str | None = None) -> nn.Module:
         return self.model("teacher", attn).eval().requires_grad_(False)
 
     def packed(self) -> tuple[Callable[[], Iterator[torch.Tensor]], int, int]:
@@ -407,15 +425,13 @@ class Setup:
 def pretraining_runs(setup: Setup) -> dict[str, Callable[[StepClock], None]]:
     args, tokenizer = setup.args, setup.tokenizer
 
-    def ours(packed=True, full_head=False, attn="sdpa", compile_model=False):
+    def ours(packed=True, full_head=False, attn=None, compile_model=False):
         def run(clock: StepClock) -> None:
             model = setup.model("model", attn)
             module = MaskedLMModel(FullVocabHead(model) if full_head else model)
-            if compile_model:
-                module = torch.compile(module)
             objective = MLMObjective(tokenizer, MaskingConfig(), isolate_documents=packed)
             stream, rows, length = setup.packed() if packed else setup.padded()
-            run_our_loop(clock, module, objective, stream, rows, length, args)
+            run_our_loop(clock, module, objective, stream, rows, length, args, compile_model)
 
         return run
 
@@ -423,9 +439,9 @@ def pretraining_runs(setup: Setup) -> dict[str, Callable[[StepClock], None]]:
         "ours": ours(),
         "ours-packing": ours(packed=False),
         "ours-masked_head": ours(full_head=True),
-        "ours-sdpa": ours(attn="eager"),
+        f"ours-{args.attention}": ours(attn=OTHER_KERNEL[args.attention]),
     }
-    if not args.no_compile:
+    if not (args.no_compile or args.compile):
         runs["ours+compile"] = ours(compile_model=True)
     return {**runs, **baseline_runs(setup, "model")}
 
@@ -513,6 +529,8 @@ def settings(args: argparse.Namespace, texts: list[str], tokenizer: Any) -> dict
         "pad_len": args.pad_len,
         "tokens_per_batch": args.tokens_per_batch,
         "precision": args.precision,
+        "attention": args.attention,
+        "compile": args.compile,
         "packed_rows": args.tokens_per_batch // args.seq_len,
         "padded_rows": args.tokens_per_batch // args.pad_len,
         "warmup": args.warmup,
@@ -545,7 +563,8 @@ def run_vocabulary(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
     kind = out["pretraining"]
     floor_args = (setup.vocab, args.precision, args.steps, TARGET_RATIO)
     floor.add_floor(kind, [(args.model_shape, True)], *floor_args)
-    compiled = kind["variants"].get("ours+compile", {"error": "skipped (--no-compile)"})
+    skipped = "ours is compiled (--compile)" if args.compile else "skipped (--no-compile)"
+    compiled = kind["variants"].get("ours+compile", {"error": skipped})
     kind["compile_speedup"] = hf.divide(
         compiled.get("tokens_per_s"), hf.rate(kind["variants"], "ours")
     )
@@ -583,7 +602,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f" {', '.join(map(str, s['vocabs']))}; {s['tokens_per_batch']} slots per batch"
         f" ({s['packed_rows']} packed rows of {s['seq_len']} / {s['padded_rows']} padded rows of"
         f" {s['pad_len']}); torch {result['torch']}, transformers {result['transformers']},"
-        f" {result['threads']} threads, {s['precision']}, {result['device']}; {s['steps']} timed"
+        f" {result['threads']} threads, {s['precision']}, {s['attention']} attention"
+        f"{', compiled' if s['compile'] else ''}, {result['device']}; {s['steps']} timed"
         f" steps after {s['warmup']} warm-up, {s['timing']}"
     )
     for vocab, kinds in result["vocabs"].items():

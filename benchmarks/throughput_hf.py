@@ -8,7 +8,8 @@ Three ways a user who knows ``transformers`` would train the same masked LM (and
 :class:`DistillTrainer`, distil the same student); each is a plain ``Trainer.train()`` with
 ``TrainingArguments`` defaults otherwise (AdamW, clipping at 1.0, a linear schedule), the same
 learning rate as ours, dropout 0, and the model as ``build_model`` makes it: RoBERTa-PreLayerNorm
-with ``attn_implementation="sdpa"`` (checked at run time: ``model.config._attn_implementation``).
+with ``attn_implementation`` ``--attention`` (default ``"sdpa"``; checked at run time:
+``model.config._attn_implementation``), and with ``--compile`` ``torch_compile=True``.
 
 ``hf_trainer`` (``HF Trainer baseline``, the original one, unchanged so old figures compare)
     Utterances pre-tokenised with ``padding="max_length"`` to ``--pad-len``;
@@ -492,8 +493,8 @@ def run_trainer(
     """``Trainer.train()`` (or the distillation subclass) for ``clock.total`` steps."""
     dataset, collator, rows, extra = baseline_data(variant, tokenizer, texts, args)
     attn = getattr(model.config, "_attn_implementation", None)
-    if attn != "sdpa":
-        raise RuntimeError(f"{variant}: the model's attention is {attn!r}, not 'sdpa'")
+    if attn != args.attention:
+        raise RuntimeError(f"{variant}: the model's attention is {attn!r}, not {args.attention!r}")
     with tempfile.TemporaryDirectory(prefix="throughput-hf-") as out_dir:
         training_args = TrainingArguments(
             output_dir=out_dir,
@@ -508,6 +509,7 @@ def run_trainer(
             dataloader_num_workers=0,
             seed=args.seed,
             bf16=args.precision == "bf16",
+            torch_compile=args.compile,
             **extra,
         )
         kwargs: dict[str, Any] = {
@@ -528,3 +530,5 @@ def run_trainer(
         watch_precision(model, clock)
         clock.info["sampler"] = type(sampler).__name__ if sampler is not None else None
         trainer.train()
+        # Accelerate wraps a compiled model in dynamo's OptimizedModule (``_orig_mod`` inside).
+        clock.info["compiled"] = hasattr(trainer.model_wrapped, "_orig_mod")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 BASELINES = {"hf_trainer", "hf_dynamic", "hf_packed"}
 PRETRAINING = {"ours", "ours-packing", "ours-masked_head", "ours-sdpa"} | BASELINES
 DISTILLATION = {"ours", "ours-packing", "ours-masked_head"} | BASELINES
@@ -123,3 +125,33 @@ def test_throughput_bf16_runs_every_variant_under_bf16_autocast(load_benchmark):
         assert row["autocast"] == "bfloat16", name  # ours and the Trainer alike
     assert section["matmul_floor"]["precision"] == "bf16"
     assert result["settings"]["precision"] == "bf16"
+
+
+def eager_run(load_benchmark, *extra):
+    argv = ["--utterances", "120", "--tokenizer-vocab", "400", "--vocabs", "450", "--model", "1x32"]
+    argv += ["--seq-len", "64", "--pad-len", "32", "--tokens-per-batch", "256", "--steps", "1"]
+    argv += ["--warmup", "1", "--threads", "1", "--no-compile", "--skip-distill"]
+    section = load_benchmark("throughput").main([*argv, "--attention", "eager", *extra])
+    return section["vocabs"]["450"]["pretraining"]
+
+
+def test_throughput_attention_eager_sets_every_variants_kernel(load_benchmark):
+    section = eager_run(load_benchmark)
+    variants = section["variants"]
+    # The kernel ablation flips: ours with SDPA instead.
+    assert "ours-eager" in variants and "ours-sdpa" not in variants
+    assert "eager" in section["contribution"]
+    for name in ("hf_trainer", "hf_dynamic", "hf_packed"):
+        assert "error" not in variants[name], variants[name]
+        assert variants[name]["attn_implementation"] == "eager"
+        assert variants[name]["compiled"] is False
+    assert variants["ours"]["compiled"] is False
+
+
+@pytest.mark.slow
+def test_throughput_compile_compiles_ours_and_the_trainer(load_benchmark):
+    variants = eager_run(load_benchmark, "--compile")["variants"]
+    assert "ours+compile" not in variants  # ours itself is compiled
+    for name, row in variants.items():
+        assert "error" not in row, (name, row)
+        assert row["compiled"] is True, name
