@@ -78,9 +78,9 @@ class TrainingConfig(StrictModel):
         False,
         description=(
             "torch.compile the trained module's forward and backward (in place: the saved"
-            " weights are unchanged). The first steps and the first evaluation pay the"
-            " compilation (a minute on a CPU, which needs a C++ compiler); the rest run faster"
-            " (docs/performance.md). Compiled dropout draws other masks than plain PyTorch's."
+            " weights are unchanged). Meant for GPUs: on the CPU measured here it gained"
+            " nothing, and the first step paid 5-30 s of compilation (docs/sizing.md). A CPU"
+            " needs a C++ compiler. Compiled dropout draws other masks than plain PyTorch's."
             " One process only. Not part of the stage hash."
         ),
     )
