@@ -69,6 +69,21 @@ def run(path: Path):
     return recipe
 
 
+def assert_same_stages(tmp_path: Path, dense, other, name: str) -> None:
+    """``other``'s run (under ``tmp_path / name``) trained the dense run's curves, has its stage
+    hashes, and saved folders that load in plain transformers with SDPA."""
+    from transformers import AutoModelForMaskedLM
+
+    for stage in ("teacher", "student"):
+        want = losses(tmp_path / "dense/runs/tiny" / stage)
+        got = losses(tmp_path / name / "runs/tiny" / stage)
+        assert len(got) == len(want) == 6
+        assert got == pytest.approx(want, abs=1e-4), stage
+        assert other.stage_hash(stage) == dense.stage_hash(stage)
+        model = AutoModelForMaskedLM.from_pretrained(tmp_path / name / "runs/tiny" / stage)
+        assert model.config._attn_implementation == "sdpa"
+
+
 def test_varlen_stages_train_the_dense_mask_curve_and_save_plain_models(tmp_path, monkeypatch):
     from distilnlu.modeling import varlen as kernel
 
@@ -79,23 +94,13 @@ def test_varlen_stages_train_the_dense_mask_curve_and_save_plain_models(tmp_path
     assert not calls
     varlen = run(recipe_file(tmp_path / "varlen", "varlen"))
     assert calls  # the documents really went through the varlen kernel
-    for stage in ("teacher", "student"):
-        want = losses(tmp_path / "dense/runs/tiny" / stage)
-        got = losses(tmp_path / "varlen/runs/tiny" / stage)
-        assert len(got) == len(want) == 6
-        assert got == pytest.approx(want, abs=1e-4), stage
-        assert varlen.stage_hash(stage) == dense.stage_hash(stage)  # a kernel, not a setting
-    from transformers import AutoModelForMaskedLM
-
+    assert_same_stages(tmp_path, dense, varlen, "varlen")  # a kernel, not a setting
     for stage in ("teacher", "student"):
         folder = tmp_path / "varlen/runs/tiny" / stage
         assert "distilnlu_varlen" not in (folder / "config.json").read_text()
-        model = AutoModelForMaskedLM.from_pretrained(folder)
-        assert model.config._attn_implementation == "sdpa"
 
 
 def test_eager_stages_train_the_sdpa_curve_and_save_sdpa_models(tmp_path, monkeypatch):
-    from transformers import AutoModelForMaskedLM
     from transformers.models.roberta_prelayernorm import modeling_roberta_prelayernorm as rpl
 
     calls = []
@@ -107,35 +112,33 @@ def test_eager_stages_train_the_sdpa_curve_and_save_sdpa_models(tmp_path, monkey
     assert not calls
     plain = run(recipe_file(tmp_path / "eager", "eager"))
     assert calls  # the attention really took the eager path
-    for stage in ("teacher", "student"):
-        want = losses(tmp_path / "dense/runs/tiny" / stage)
-        got = losses(tmp_path / "eager/runs/tiny" / stage)
-        assert len(got) == len(want) == 6
-        assert got == pytest.approx(want, abs=1e-4), stage
-        assert plain.stage_hash(stage) == dense.stage_hash(stage)
-        model = AutoModelForMaskedLM.from_pretrained(tmp_path / "eager/runs/tiny" / stage)
-        assert model.config._attn_implementation == "sdpa"
+    assert_same_stages(tmp_path, dense, plain, "eager")
 
 
-def test_compiled_eager_stages_train_the_sdpa_curve_and_save_plain_models(tmp_path):
+def test_compiled_eager_stages_train_the_sdpa_curve_and_save_plain_models(tmp_path, monkeypatch):
     """``training.compile`` in pretraining and distillation (the hidden-state loss included):
-    the same curve, the same stage hash, saved folders without compiled-module prefixes."""
-    from transformers import AutoModelForMaskedLM
+    the same curve, the same stage hash, saved weights without compiled-module prefixes."""
+    from safetensors.torch import load_file
 
+    from distilnlu.training import loop
+
+    compiled_modules = []
+    original = loop.compile_in_place
+    monkeypatch.setattr(
+        loop,
+        "compile_in_place",
+        lambda acc, model: compiled_modules.append(model) or original(acc, model),
+    )
     dense = run(recipe_file(tmp_path / "dense", "sdpa"))
+    assert not compiled_modules
     torch._dynamo.reset()
     compiled = run(recipe_file(tmp_path / "compiled", "eager", compile=True))
+    assert len(compiled_modules) == 2  # the teacher's and the student's stage
+    assert all(m._compiled_call_impl is not None for m in compiled_modules)
+    assert_same_stages(tmp_path, dense, compiled, "compiled")
     for stage in ("teacher", "student"):
-        want = losses(tmp_path / "dense/runs/tiny" / stage)
-        got = losses(tmp_path / "compiled/runs/tiny" / stage)
-        assert len(got) == len(want) == 6
-        assert got == pytest.approx(want, abs=1e-4), stage
-        assert compiled.stage_hash(stage) == dense.stage_hash(stage)
-        folder = tmp_path / "compiled/runs/tiny" / stage
-        AutoModelForMaskedLM.from_pretrained(folder)  # strict keys: no "_orig_mod." prefixes
-        assert "_orig_mod" not in (folder / "model.safetensors").read_bytes()[:100_000].decode(
-            "latin-1"
-        )
+        keys = load_file(str(tmp_path / "compiled/runs/tiny" / stage / "model.safetensors"))
+        assert keys and not any("_orig_mod" in key for key in keys)
 
 
 def test_varlen_with_attention_dropout_is_a_config_error(tmp_path):

@@ -17,7 +17,7 @@ def train(out_dir, cfg):
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    return train_loop(
+    train_loop(
         model=model,
         objective=ToyObjective(),
         make_batches=make_batches,
@@ -25,13 +25,15 @@ def train(out_dir, cfg):
         out_dir=out_dir,
         seed=0,
     )
+    return model
 
 
 def test_compiled_loop_follows_the_plain_curve_and_checkpoints_plain_keys(tmp_path):
     plain, compiled = tmp_path / "plain", tmp_path / "compiled"
-    train(plain, config(max_steps=6, checkpoint_every=3))
+    assert train(plain, config(max_steps=6, checkpoint_every=3))._compiled_call_impl is None
     torch._dynamo.reset()
-    train(compiled, config(max_steps=6, checkpoint_every=3, compile=True))
+    model = train(compiled, config(max_steps=6, checkpoint_every=3, compile=True))
+    assert model._compiled_call_impl is not None  # the loop really compiled it
     want, got = losses(plain), losses(compiled)
     assert sorted(got) == list(range(1, 7))
     assert got[6] < got[1] - 0.2  # it trains
